@@ -1,0 +1,57 @@
+//! Build script: checks the CPython that PyO3 links against and embeds an
+//! rpath to its libpython, so `parpy` runs without `LD_LIBRARY_PATH`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=PARPY_PYTHON");
+    println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
+    println!("cargo:rerun-if-changed=packaging/find-python");
+
+    let python = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "packaging/find-python".into());
+    let probe = "import sys, sysconfig\n\
+                 print(sys.version_info[0]); print(sys.version_info[1])\n\
+                 print(sysconfig.get_config_var('Py_ENABLE_SHARED') or 0)\n\
+                 print(sysconfig.get_config_var('LIBDIR') or '')\n\
+                 print(sys.executable)";
+    let out = match Command::new(&python).arg("-c").arg(probe).output() {
+        Ok(out) => out,
+        Err(err) => fail(&format!("could not run the Python interpreter `{python}`: {err}")),
+    };
+    if !out.status.success() {
+        fail(&format!(
+            "the Python interpreter `{python}` failed:\n{}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    let major: u32 = lines.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let minor: u32 = lines.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let shared = lines.next().unwrap_or("0").trim() == "1";
+    let libdir = PathBuf::from(lines.next().unwrap_or("").trim());
+    let exe = lines.next().unwrap_or("").trim().to_string();
+
+    if (major, minor) < (3, 12) {
+        fail(&format!(
+            "{exe} is Python {major}.{minor}; parpy needs CPython 3.12 or newer, \
+             the first with a GIL per sub-interpreter (PEP 684). \
+             Point PARPY_PYTHON at a newer python3.X."
+        ));
+    }
+    if !shared {
+        fail(&format!(
+            "{exe} was not built with --enable-shared; parpy embeds CPython and needs its \
+             shared libpython. Point PARPY_PYTHON at a shared build."
+        ));
+    }
+    // The installed binary keeps finding libpython where it was built against;
+    println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{}", libdir.display());
+    println!("cargo:rustc-env=PARPY_BUILD_PYTHON={exe}");
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("error: parpy build: {msg}");
+    std::process::exit(1);
+}

@@ -1,0 +1,72 @@
+//! The `parpy` Python module: a built-in module whose native half (pools,
+//! channels, value transfer) is Rust and whose user-facing half
+//! (`@parallel`, `Executor`, `Queue`, `__parallel__`) is Python source
+//! embedded in the binary (`python/parpy.py`).
+
+mod native;
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use crate::ffi::module::{self, ModuleSpec};
+use crate::ffi::{Gil, Obj, PyResult};
+
+pub use native::exit_code_override;
+
+/// The Python half of the module.
+const SOURCE: &str = include_str!("python/parpy.py");
+
+static SPEC: ModuleSpec = ModuleSpec {
+    functions: native::FUNCTIONS,
+    exec: exec_module,
+};
+
+/// Registers `parpy` as a built-in module of every interpreter.
+pub fn register() {
+    module::register(&SPEC);
+}
+
+fn exec_module(gil: Gil<'_>, module: &Obj) -> PyResult<()> {
+    let dict = module.getattr(gil, c"__dict__")?;
+    gil.exec(SOURCE, "<parpy>", &dict)
+}
+
+static SCRIPT: OnceLock<Option<String>> = OnceLock::new();
+
+/// Main interpreter set-up, after CPython initialised and before the program
+/// runs: `sys.executable` becomes parpy, and a script that uses the
+/// `__parallel__` convention gets parpy imported so its hook is registered.
+pub fn setup_main(gil: Gil<'_>, exe: &Path) -> PyResult<()> {
+    let sys = gil.import("sys")?;
+    sys.setattr(gil, c"executable", &gil.str(&exe.to_string_lossy())?)?;
+
+    // The script is sys.argv[0] when it names a file (not -c, -m, - or the REPL).
+    let argv = sys.getattr(gil, c"argv")?;
+    let first = argv.seq_items().into_iter().next();
+    let script = match first {
+        Some(a) => {
+            let a = a.as_str(gil)?.to_owned();
+            let p = Path::new(&a);
+            (!a.is_empty() && a != "-c" && a != "-m" && a != "-" && p.is_file())
+                .then(|| std::path::absolute(p).ok())
+                .flatten()
+        }
+        None => None,
+    };
+    let _ = SCRIPT.set(script.as_ref().map(|p| p.to_string_lossy().into_owned()));
+    if let Some(path) = &script
+        && std::fs::read(path).is_ok_and(|src| contains(&src, b"__parallel__"))
+    {
+        gil.import("parpy")?;
+    }
+    Ok(())
+}
+
+/// The script file the main interpreter runs, made absolute at start-up.
+pub(crate) fn script_path() -> Option<&'static str> {
+    SCRIPT.get().and_then(|s| s.as_deref())
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}

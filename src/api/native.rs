@@ -1,0 +1,568 @@
+//! The native functions of the `parpy` module (names start with `_`; the
+//! Python half wraps them).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
+
+use crate::ffi::module::NativeFn;
+use crate::ffi::{ExcKind, Gil, Obj, PyErr, PyResult};
+use crate::runtime::{self, Event, FuncRef, Job, Outcome, Payload, Pool, Reply};
+use crate::transfer::{Value, decode, encode};
+
+/// The functions, in the order they are added to the module.
+pub(super) static FUNCTIONS: &[NativeFn] = &[
+    NativeFn { name: c"_worker_id", f: worker_id },
+    NativeFn { name: c"_default_workers", f: default_workers },
+    NativeFn { name: c"_script_path", f: script_path },
+    NativeFn { name: c"_set_exit_code", f: set_exit_code },
+    NativeFn { name: c"_emit", f: emit },
+    NativeFn { name: c"_pool_start", f: pool_start },
+    NativeFn { name: c"_pool_init", f: pool_init },
+    NativeFn { name: c"_pool_shutdown", f: pool_shutdown },
+    NativeFn { name: c"_pool_shutdown_all", f: pool_shutdown_all },
+    NativeFn { name: c"_submit", f: submit },
+    NativeFn { name: c"_collect", f: collect },
+    NativeFn { name: c"_collect_stop", f: collect_stop },
+    NativeFn { name: c"_map_start", f: map_start },
+    NativeFn { name: c"_spmd_start", f: spmd_start },
+    NativeFn { name: c"_map_next", f: map_next },
+    NativeFn { name: c"_call_end", f: call_end },
+    NativeFn { name: c"_queue_new", f: queue_new },
+    NativeFn { name: c"_queue_attach", f: queue_attach },
+    NativeFn { name: c"_queue_release", f: queue_release },
+    NativeFn { name: c"_queue_put", f: queue_put },
+    NativeFn { name: c"_queue_get", f: queue_get },
+    NativeFn { name: c"_queue_len", f: queue_len },
+];
+
+// ----- process-wide state of the main interpreter's side -------------------
+
+static EXIT_CODE: AtomicI32 = AtomicI32::new(-1);
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+static POOLS: Mutex<Option<HashMap<u64, Arc<Pool>>>> = Mutex::new(None);
+static FUNCS: Mutex<Option<HashMap<u64, Arc<FuncRef>>>> = Mutex::new(None);
+static CALLS: Mutex<Option<HashMap<u64, Call>>> = Mutex::new(None);
+
+/// A running `map` or `spmd`: its own event channel and cancel flag.
+struct Call {
+    rx: Receiver<Event>,
+    cancel: Arc<AtomicBool>,
+}
+
+/// The channel of futures results and of output written outside tasks.
+fn futures_channel() -> &'static (Sender<Event>, Receiver<Event>) {
+    static CH: OnceLock<(Sender<Event>, Receiver<Event>)> = OnceLock::new();
+    CH.get_or_init(unbounded)
+}
+
+/// An exit code set by the `__parallel__` hook, to use when the script itself ended with 0.
+pub fn exit_code_override() -> Option<i32> {
+    let c = EXIT_CODE.load(Ordering::SeqCst);
+    (c >= 0).then_some(c)
+}
+
+// ----- argument helpers ----------------------------------------------------
+
+fn arg<'a>(gil: Gil<'_>, args: &'a [Obj], i: usize) -> PyResult<&'a Obj> {
+    args.get(i)
+        .ok_or_else(|| PyErr::new(gil, ExcKind::TypeError, "parpy: missing argument to a native function"))
+}
+
+fn arg_u64(gil: Gil<'_>, args: &[Obj], i: usize) -> PyResult<u64> {
+    match arg(gil, args, i)?.as_i64(gil)? {
+        Some(v) if v >= 0 => Ok(v as u64),
+        _ => Err(PyErr::new(gil, ExcKind::ValueError, "parpy: expected a non-negative int")),
+    }
+}
+
+/// `None` → None, else seconds as a Duration (negative → zero).
+fn arg_timeout(gil: Gil<'_>, args: &[Obj], i: usize) -> PyResult<Option<Duration>> {
+    let o = arg(gil, args, i)?;
+    if o.is_none() {
+        return Ok(None);
+    }
+    let secs = o.as_f64(gil)?;
+    if secs.is_nan() {
+        return Err(PyErr::new(gil, ExcKind::ValueError, "timeout must be a number"));
+    }
+    Ok(Some(Duration::from_secs_f64(secs.clamp(0.0, 1e9))))
+}
+
+fn pool(gil: Gil<'_>, id: u64) -> PyResult<Arc<Pool>> {
+    lock(&POOLS)
+        .get_or_insert_with(HashMap::new)
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| PyErr::new(gil, ExcKind::RuntimeError, "cannot schedule new futures after shutdown"))
+}
+
+fn pool_err(gil: Gil<'_>, e: runtime::PoolError) -> PyErr {
+    PyErr::new(gil, ExcKind::RuntimeError, &e.to_string())
+}
+
+/// The function registered under `fid`, encoding `spec` the first time.
+fn func(gil: Gil<'_>, fid: u64, spec: &Obj) -> PyResult<Arc<FuncRef>> {
+    if let Some(f) = lock(&FUNCS).get_or_insert_with(HashMap::new).get(&fid) {
+        return Ok(Arc::clone(f));
+    }
+    let spec = encode(gil, spec).map_err(|e| e.into_type_error(gil, "the function", "function"))?;
+    let f = Arc::new(FuncRef { id: fid, spec });
+    lock(&FUNCS).get_or_insert_with(HashMap::new).insert(fid, Arc::clone(&f));
+    Ok(f)
+}
+
+/// Encodes positional arguments one by one, naming the one that cannot travel.
+fn encode_args(gil: Gil<'_>, args: &Obj) -> PyResult<Value> {
+    let mut out = Vec::new();
+    for (i, a) in args.seq_items().iter().enumerate() {
+        match encode(gil, a) {
+            Ok(v) => out.push(v),
+            Err(e) => return Err(e.into_type_error(gil, &format!("argument {i}"), &a.type_name(gil))),
+        }
+    }
+    Ok(Value::Tuple(out))
+}
+
+fn encode_kwargs(gil: Gil<'_>, kwargs: &Obj) -> PyResult<Value> {
+    if kwargs.is_none() {
+        return Ok(Value::None);
+    }
+    let mut out = Vec::new();
+    for (k, v) in kwargs.dict_items() {
+        let name = k.as_str(gil)?.to_owned();
+        match encode(gil, &v) {
+            Ok(val) => out.push((Value::Str(name), val)),
+            Err(e) => {
+                return Err(e.into_type_error(gil, &format!("keyword argument '{name}'"), &v.type_name(gil)));
+            }
+        }
+    }
+    Ok(Value::Dict(out))
+}
+
+// ----- events to Python ----------------------------------------------------
+
+/// `(status, payload)` for an outcome: 0 value, 1 packed exception,
+/// 2 parpy failure text, 3 cancelled, 4 exception raised while decoding.
+fn outcome_obj(gil: Gil<'_>, o: &Outcome) -> PyResult<Obj> {
+    let (status, payload) = match o {
+        Outcome::Ok(v) => match decode(gil, v) {
+            Ok(obj) => (0, obj),
+            Err(e) => (4, e.value().clone()),
+        },
+        Outcome::Err(v) => match decode(gil, v) {
+            Ok(obj) => (1, obj),
+            Err(e) => (4, e.value().clone()),
+        },
+        Outcome::Failed(s) => (2, gil.str(s)?),
+        Outcome::Cancelled => (3, gil.none()),
+    };
+    gil.tuple(vec![gil.int(status)?, payload])
+}
+
+/// `(0, stream, text)`, `(1, tag, status, payload)` or `(2, tag, start, [(status, payload)…])`.
+fn event_obj(gil: Gil<'_>, ev: &Event) -> PyResult<Option<Obj>> {
+    Ok(Some(match ev {
+        Event::Output { stream, text } => {
+            gil.tuple(vec![gil.int(0)?, gil.int(*stream as i64)?, gil.str_lossless(text)?])?
+        }
+        Event::Done { tag, outcome } => {
+            let o = outcome_obj(gil, outcome)?.seq_items();
+            let mut items = vec![gil.int(1)?, gil.int(*tag as i64)?];
+            items.extend(o);
+            gil.tuple(items)?
+        }
+        Event::Chunk { tag, start, outcomes } => {
+            let list = outcomes.iter().map(|o| outcome_obj(gil, o)).collect::<PyResult<Vec<_>>>()?;
+            gil.tuple(vec![gil.int(2)?, gil.int(*tag as i64)?, gil.int(*start as i64)?, gil.list(list)?])?
+        }
+        Event::Stop => return Ok(None),
+    }))
+}
+
+/// Waits for events on `rx` without holding the GIL, waking every 50 ms to
+/// run signal handlers (so Ctrl-C interrupts a waiting main thread).
+/// Returns what arrived (possibly empty on timeout); `None` when the channel closed.
+fn wait_events(gil: Gil<'_>, rx: &Receiver<Event>, timeout: Option<Duration>) -> PyResult<Option<Vec<Event>>> {
+    const SLICE: Duration = Duration::from_millis(50);
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let slice = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+            None => SLICE,
+        };
+        let first = gil.allow_threads(|| rx.recv_timeout(slice));
+        match first {
+            Ok(ev) => {
+                let mut evs = vec![ev];
+                while evs.len() < 4096 {
+                    match rx.try_recv() {
+                        Ok(ev) => evs.push(ev),
+                        Err(_) => break,
+                    }
+                }
+                return Ok(Some(evs));
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            Err(RecvTimeoutError::Timeout) => {
+                gil.check_signals()?;
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(Some(Vec::new()));
+                }
+            }
+        }
+    }
+}
+
+// ----- the functions -------------------------------------------------------
+
+fn worker_id(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
+    match runtime::current_worker() {
+        Some(id) => gil.int(id as i64),
+        None => Ok(gil.none()),
+    }
+}
+
+fn default_workers(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
+    gil.int(runtime::default_workers() as i64)
+}
+
+fn script_path(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
+    match super::script_path() {
+        Some(p) => gil.str(p),
+        None => Ok(gil.none()),
+    }
+}
+
+fn set_exit_code(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let code = arg(gil, args, 0)?.as_i64(gil)?.unwrap_or(1);
+    EXIT_CODE.store((code & 0xff) as i32, Ordering::SeqCst);
+    Ok(gil.none())
+}
+
+/// `_emit(stream, text) -> bool`: a worker's output line(s) to the main interpreter.
+fn emit(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let stream = arg_u64(gil, args, 0)? as u8;
+    let text = arg(gil, args, 1)?.str_bytes_lossless(gil)?;
+    Ok(gil.bool(runtime::emit_output(gil, stream, text)))
+}
+
+/// `_pool_start(size, setup) -> pool id`.
+fn pool_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let size = arg_u64(gil, args, 0)? as usize;
+    let setup = encode(gil, arg(gil, args, 1)?).map_err(|e| e.into_type_error(gil, "the worker set-up", "dict"))?;
+    let global = futures_channel().0.clone();
+    let p = Pool::start(size, setup, global).map_err(|e| pool_err(gil, e))?;
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    lock(&POOLS).get_or_insert_with(HashMap::new).insert(id, p);
+    gil.int(id as i64)
+}
+
+/// `_pool_init(pool, fid, spec, initargs, tags)`: the initializer, once per worker.
+fn pool_init(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let p = pool(gil, arg_u64(gil, args, 0)?)?;
+    let f = func(gil, arg_u64(gil, args, 1)?, arg(gil, args, 2)?)?;
+    let initargs = encode_args(gil, arg(gil, args, 3)?)?;
+    let tags = arg(gil, args, 4)?.seq_items();
+    for (w, tag) in tags.iter().enumerate().take(p.size()) {
+        let job = Job {
+            func: Arc::clone(&f),
+            payload: Payload::Init { args: initargs.clone() },
+            reply: Reply {
+                tx: futures_channel().0.clone(),
+                tag: tag.as_i64(gil)?.unwrap_or(0) as u64,
+            },
+            cancel: None,
+        };
+        p.submit_to(w, job).map_err(|e| pool_err(gil, e))?;
+    }
+    Ok(arg(gil, args, 4)?.clone())
+}
+
+/// `_pool_shutdown(pool, wait, cancel_pending)`.
+fn pool_shutdown(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let id = arg_u64(gil, args, 0)?;
+    let wait = arg(gil, args, 1)?.is_true(gil)?;
+    let cancel = arg(gil, args, 2)?.is_true(gil)?;
+    let p = lock(&POOLS).get_or_insert_with(HashMap::new).get(&id).cloned();
+    if let Some(p) = p {
+        if cancel {
+            p.cancel_pending();
+        }
+        gil.allow_threads(|| p.shutdown(wait));
+        if wait {
+            lock(&POOLS).get_or_insert_with(HashMap::new).remove(&id);
+        }
+    }
+    Ok(gil.none())
+}
+
+/// `_pool_shutdown_all()`: at exit, ends every pool and joins its threads.
+fn pool_shutdown_all(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
+    let pools: Vec<Arc<Pool>> = lock(&POOLS).get_or_insert_with(HashMap::new).drain().map(|(_, p)| p).collect();
+    gil.allow_threads(|| {
+        for p in &pools {
+            p.shutdown(true);
+        }
+    });
+    Ok(gil.none())
+}
+
+/// `_submit(pool, fid, spec, args, kwargs, tag)`: one call; its outcome goes to the collector.
+fn submit(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let p = pool(gil, arg_u64(gil, args, 0)?)?;
+    let f = func(gil, arg_u64(gil, args, 1)?, arg(gil, args, 2)?)?;
+    let call_args = encode_args(gil, arg(gil, args, 3)?)?;
+    let kwargs = encode_kwargs(gil, arg(gil, args, 4)?)?;
+    let tag = arg_u64(gil, args, 5)?;
+    let job = Job {
+        func: f,
+        payload: Payload::Call { args: call_args, kwargs },
+        reply: Reply {
+            tx: futures_channel().0.clone(),
+            tag,
+        },
+        cancel: None,
+    };
+    p.submit(job).map_err(|e| pool_err(gil, e))?;
+    Ok(gil.none())
+}
+
+/// `_collect(timeout) -> list of events | None`: for the collector thread.
+fn collect(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let timeout = arg_timeout(gil, args, 0)?;
+    let rx = &futures_channel().1;
+    let evs = match wait_events(gil, rx, timeout)? {
+        Some(evs) => evs,
+        None => return Ok(gil.none()),
+    };
+    let mut out = Vec::with_capacity(evs.len());
+    let mut stop = false;
+    for ev in &evs {
+        match event_obj(gil, ev)? {
+            Some(o) => out.push(o),
+            None => stop = true,
+        }
+    }
+    if stop && out.is_empty() {
+        return Ok(gil.none());
+    }
+    if stop {
+        // Deliver what came before the stop now; the stop itself next time.
+        let _ = futures_channel().0.send(Event::Stop);
+    }
+    gil.list(out)
+}
+
+fn collect_stop(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
+    let _ = futures_channel().0.send(Event::Stop);
+    Ok(gil.none())
+}
+
+fn new_call() -> (u64, Sender<Event>, Arc<AtomicBool>) {
+    let (tx, rx) = unbounded();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    lock(&CALLS).get_or_insert_with(HashMap::new).insert(
+        id,
+        Call {
+            rx,
+            cancel: Arc::clone(&cancel),
+        },
+    );
+    (id, tx, cancel)
+}
+
+/// `_map_start(pool, fid, spec, items, star, chunksize) -> call id`.
+fn map_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let p = pool(gil, arg_u64(gil, args, 0)?)?;
+    let f = func(gil, arg_u64(gil, args, 1)?, arg(gil, args, 2)?)?;
+    let items = arg(gil, args, 3)?.seq_items();
+    let star = arg(gil, args, 4)?.is_true(gil)?;
+    let chunk = (arg_u64(gil, args, 5)? as usize).max(1);
+    // Encode everything first, so a bad item raises before any work is queued.
+    let mut values = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match encode(gil, item) {
+            Ok(v) => values.push(v),
+            Err(e) => return Err(e.into_type_error(gil, &format!("item {i} of the input"), &item.type_name(gil))),
+        }
+    }
+    drop(items);
+    let (id, tx, cancel) = new_call();
+    let mut start = 0;
+    let mut it = values.into_iter().peekable();
+    while it.peek().is_some() {
+        let batch: Vec<Value> = it.by_ref().take(chunk).collect();
+        let n = batch.len();
+        let job = Job {
+            func: Arc::clone(&f),
+            payload: Payload::Chunk { start, items: batch, star },
+            reply: Reply { tx: tx.clone(), tag: id },
+            cancel: Some(Arc::clone(&cancel)),
+        };
+        if let Err(e) = p.submit(job) {
+            end_call(id);
+            return Err(pool_err(gil, e));
+        }
+        start += n;
+    }
+    gil.int(id as i64)
+}
+
+/// `_spmd_start(pool, fid, spec, args, kwargs, queue) -> call id`: one job per worker.
+fn spmd_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let p = pool(gil, arg_u64(gil, args, 0)?)?;
+    let f = func(gil, arg_u64(gil, args, 1)?, arg(gil, args, 2)?)?;
+    let call_args = encode_args(gil, arg(gil, args, 3)?)?;
+    let kwargs = encode_kwargs(gil, arg(gil, args, 4)?)?;
+    let kwargs = if kwargs == Value::None { Value::Dict(Vec::new()) } else { kwargs };
+    let queue = arg_u64(gil, args, 5)?;
+    let (id, tx, cancel) = new_call();
+    for rank in 0..p.size() {
+        let job = Job {
+            func: Arc::clone(&f),
+            payload: Payload::Spmd {
+                rank,
+                size: p.size(),
+                args: call_args.clone(),
+                kwargs: kwargs.clone(),
+                queue,
+            },
+            reply: Reply { tx: tx.clone(), tag: rank as u64 },
+            cancel: Some(Arc::clone(&cancel)),
+        };
+        if let Err(e) = p.submit_to(rank, job) {
+            end_call(id);
+            return Err(pool_err(gil, e));
+        }
+    }
+    gil.int(id as i64)
+}
+
+/// `_map_next(call, timeout) -> list of events` (empty on timeout).
+fn map_next(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let id = arg_u64(gil, args, 0)?;
+    let timeout = arg_timeout(gil, args, 1)?;
+    let rx = lock(&CALLS)
+        .get_or_insert_with(HashMap::new)
+        .get(&id)
+        .map(|c| c.rx.clone())
+        .ok_or_else(|| PyErr::new(gil, ExcKind::RuntimeError, "parpy: this call has ended"))?;
+    let evs = wait_events(gil, &rx, timeout)?.unwrap_or_default();
+    let out = evs.iter().filter_map(|ev| event_obj(gil, ev).transpose()).collect::<PyResult<Vec<_>>>()?;
+    gil.list(out)
+}
+
+fn end_call(id: u64) {
+    if let Some(call) = lock(&CALLS).get_or_insert_with(HashMap::new).remove(&id) {
+        call.cancel.store(true, Ordering::SeqCst);
+    }
+}
+
+/// `_call_end(call)`: the caller is done; jobs not yet started are skipped.
+fn call_end(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    end_call(arg_u64(gil, args, 0)?);
+    Ok(gil.none())
+}
+
+fn queue_error(gil: Gil<'_>, e: runtime::QueueError) -> PyErr {
+    PyErr::new(gil, ExcKind::RuntimeError, &format!("parpy: {e}"))
+}
+
+fn queue_new(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    gil.int(runtime::queue_new(arg_u64(gil, args, 0)? as usize) as i64)
+}
+
+fn queue_attach(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    runtime::queue_attach(arg_u64(gil, args, 0)?).map_err(|e| queue_error(gil, e))?;
+    Ok(gil.none())
+}
+
+fn queue_release(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    runtime::queue_release(arg_u64(gil, args, 0)?);
+    Ok(gil.none())
+}
+
+/// Runs a blocking queue operation in 50 ms slices without the GIL, running
+/// signal handlers between slices.
+fn interruptible<T: Send>(
+    gil: Gil<'_>,
+    timeout: Option<Duration>,
+    mut op: impl FnMut(Duration) -> Result<T, runtime::QueueError> + Send,
+    is_timeout: fn(&runtime::QueueError) -> bool,
+) -> PyResult<Option<T>> {
+    const SLICE: Duration = Duration::from_millis(50);
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let slice = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+            None => SLICE,
+        };
+        match gil.allow_threads(|| op(slice)) {
+            Ok(v) => return Ok(Some(v)),
+            Err(e) if is_timeout(&e) => {
+                gil.check_signals()?;
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(None);
+                }
+            }
+            Err(e) => return Err(queue_error(gil, e)),
+        }
+    }
+}
+
+/// `_queue_put(id, item, timeout) -> bool` (False when full at the deadline).
+fn queue_put(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let id = arg_u64(gil, args, 0)?;
+    let item = arg(gil, args, 1)?;
+    let value = encode(gil, item).map_err(|e| e.into_type_error(gil, "the queue item", &item.type_name(gil)))?;
+    let timeout = arg_timeout(gil, args, 2)?;
+    let mut slot = Some(value);
+    let done = interruptible(
+        gil,
+        timeout,
+        |slice| {
+            let v = slot.take().expect("value");
+            match runtime::queue_put(id, v.clone(), Some(slice)) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    slot = Some(v);
+                    Err(e)
+                }
+            }
+        },
+        |e| matches!(e, runtime::QueueError::Full),
+    )?;
+    Ok(gil.bool(done.is_some()))
+}
+
+/// `_queue_get(id, timeout) -> (True, item) | (False, None)`.
+fn queue_get(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let id = arg_u64(gil, args, 0)?;
+    let timeout = arg_timeout(gil, args, 1)?;
+    let got = interruptible(
+        gil,
+        timeout,
+        |slice| runtime::queue_get(id, slice),
+        |e| matches!(e, runtime::QueueError::Empty),
+    )?;
+    match got {
+        Some(v) => gil.tuple(vec![gil.bool(true), decode(gil, &v)?]),
+        None => gil.tuple(vec![gil.bool(false), gil.none()]),
+    }
+}
+
+fn queue_len(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let n = runtime::queue_len(arg_u64(gil, args, 0)?).map_err(|e| queue_error(gil, e))?;
+    gil.int(n as i64)
+}

@@ -1,0 +1,1005 @@
+"""True parallelism for Python: own-GIL sub-interpreters on OS threads.
+
+parpy is a built-in module of the ``parpy`` launcher. Each worker is a
+sub-interpreter with its own GIL (PEP 684) running on its own OS thread;
+the main interpreter orchestrates. Values travel between interpreters as
+copies (built-in data natively, anything else through pickle).
+
+    import parpy
+
+    @parpy.parallel
+    def score(item, weight=1):
+        ...
+
+    score(3)                         # a plain call runs right here
+    fut = score.submit(3, weight=2)  # concurrent.futures.Future
+    out = score.map(items)           # results in input order
+
+    with parpy.Executor(max_workers=4) as ex:
+        ex.submit(fn, *args)
+
+A script may define ``__parallel__(ctx)``: after the script body has run,
+parpy calls it on every worker at once (``ctx.rank`` in 0..N-1, ``ctx.size``
+is N) and passes the results, in rank order, to ``__gather__(results)`` if
+the script defines it.
+"""
+
+import sys as _sys
+
+__all__ = [
+    "parallel", "ParallelFunction", "Executor", "Queue", "Context", "spmd",
+    "workers", "worker_id", "RemoteTraceback",
+]
+
+# Native functions (_pool_start, _submit, …) are added to this module by the
+# launcher before this source runs.
+
+_IN_WORKER = _worker_id() is not None
+_WID = _worker_id()
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker, attached as ``__cause__``."""
+
+    def __init__(self, tb):
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self):
+        return self.tb
+
+
+class _StopLoad(BaseException):
+    """Ends a worker's import of the script at its first parallel call."""
+
+
+def workers():
+    """The size of the default pool (``-j N``, ``PARPY_WORKERS`` or the CPUs usable)."""
+    return _default_workers()
+
+
+def worker_id():
+    """``None`` in the main interpreter, ``0..N-1`` inside a worker."""
+    return _WID
+
+
+# ---------------------------------------------------------------------------
+# @parallel
+# ---------------------------------------------------------------------------
+
+class ParallelFunction:
+    """A function that can also run on the worker pool (see :func:`parallel`)."""
+
+    def __init__(self, fn):
+        if not callable(fn):
+            raise TypeError(f"parpy.parallel needs a callable, not {type(fn).__name__}")
+        import functools
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args, **kwargs):
+        return self.__wrapped__(*args, **kwargs)
+
+    def __repr__(self):
+        return f"<parpy.parallel {self.__wrapped__!r}>"
+
+    def __reduce__(self):
+        # Pickled by reference, like the function it wraps.
+        return self.__qualname__
+
+    def submit(self, *args, **kwargs):
+        """Run ``fn(*args, **kwargs)`` on the default pool; returns a Future."""
+        return _default_executor().submit(self.__wrapped__, *args, **kwargs)
+
+    def map(self, *iterables, chunksize=None, timeout=None):
+        """``list(map(fn, *iterables))`` computed on the pool, in input order."""
+        return list(_default_executor().map(self.__wrapped__, *iterables,
+                                            timeout=timeout, chunksize=chunksize))
+
+    def map_unordered(self, *iterables, chunksize=None, timeout=None):
+        """Yields ``fn(*args)`` results as they complete, in any order."""
+        return _default_executor()._map(self.__wrapped__, iterables, chunksize, timeout, ordered=False)
+
+
+def parallel(fn):
+    """Decorator: ``fn`` still runs normally when called, and gains
+    ``.submit()``, ``.map()`` and ``.map_unordered()`` that run it on the pool."""
+    return ParallelFunction(fn)
+
+
+# ---------------------------------------------------------------------------
+# Functions as they travel
+# ---------------------------------------------------------------------------
+
+_spec_cache = None
+_next_fid = 0
+
+
+def _lookup(module, qualname):
+    obj = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _script_loadable():
+    return _script_path() is not None or _main_module_name() is not None
+
+
+def _main_module_name():
+    main = _sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    name = getattr(spec, "name", None)
+    return name if name and name != "__main__" else None
+
+
+def _func_spec(fn):
+    """``(id, spec)`` for a callable; cached per function."""
+    global _spec_cache, _next_fid
+    if isinstance(fn, ParallelFunction):
+        fn = fn.__wrapped__
+    if _spec_cache is None:
+        import weakref
+        _spec_cache = weakref.WeakKeyDictionary()
+    try:
+        hit = _spec_cache.get(fn)
+    except TypeError:
+        hit = None
+    if hit is not None:
+        return hit
+    spec = _make_spec(fn)
+    _next_fid += 1
+    out = (_next_fid, spec)
+    try:
+        _spec_cache[fn] = out
+    except TypeError:
+        pass
+    return out
+
+
+def _make_spec(fn):
+    import types
+    if not callable(fn):
+        raise TypeError(f"parpy: {type(fn).__name__!r} object is not callable")
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    named = isinstance(fn, (types.FunctionType, types.BuiltinFunctionType, type))
+    if named and isinstance(module, str) and isinstance(qualname, str) and "<" not in qualname:
+        if module != "__main__" or _script_loadable():
+            mod = _sys.modules.get(module)
+            try:
+                found = _lookup(mod, qualname) if mod is not None else None
+            except AttributeError:
+                found = None
+            if isinstance(found, ParallelFunction):
+                found = found.__wrapped__
+            if found is fn:
+                return ("name", module, qualname)
+    if isinstance(fn, types.FunctionType):
+        return _code_spec(fn)
+    import pickle
+    try:
+        return ("pickle", pickle.dumps(fn, protocol=5))
+    except Exception as e:
+        raise TypeError(
+            f"parpy: cannot send {fn!r} to a worker: {type(e).__name__}: {e}. "
+            "Use a module-level function, a lambda, or a picklable callable."
+        ) from e
+
+
+def _closure_values(fn):
+    values = []
+    for cell in fn.__closure__ or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:
+            raise TypeError(
+                f"parpy: cannot send {fn.__qualname__}: it refers to a variable "
+                "of its enclosing function that has no value yet"
+            ) from None
+    return tuple(values)
+
+
+def _code_parts(fn):
+    import marshal
+    return (marshal.dumps(fn.__code__), fn.__name__, fn.__qualname__,
+            fn.__defaults__, fn.__kwdefaults__, _closure_values(fn))
+
+
+def _code_spec(fn):
+    """A lambda, nested function or a function of an unloadable ``__main__``:
+    its code travels marshalled, its closure and (when the workers cannot
+    import its module) the globals it uses travel as values."""
+    module = fn.__module__ if isinstance(fn.__module__, str) else "__main__"
+    if module == "__main__":
+        loadable = _script_loadable()
+    else:
+        loadable = module in _sys.modules
+    captured = None if loadable else _capture_globals(fn)
+    return ("code", module, _code_parts(fn), captured)
+
+
+def _capture_globals(fn):
+    import types
+    import pickle
+    g = fn.__globals__
+    values, modules, funcs = {}, {}, {}
+    todo, seen = [fn.__code__], set()
+    while todo:
+        co = todo.pop()
+        if id(co) in seen:
+            continue
+        seen.add(id(co))
+        todo.extend(c for c in co.co_consts if isinstance(c, types.CodeType))
+        for name in co.co_names:
+            if name in values or name in modules or name in funcs or name not in g:
+                continue
+            v = g[name]
+            if isinstance(v, ParallelFunction):
+                v = v.__wrapped__
+            if isinstance(v, types.ModuleType):
+                modules[name] = v.__name__
+            elif isinstance(v, types.FunctionType) and v.__globals__ is g:
+                funcs[name] = _code_parts(v)
+                todo.append(v.__code__)
+            elif isinstance(v, (int, float, str, bytes, bool, type(None), tuple, list, dict, set, frozenset)):
+                values[name] = v
+            else:
+                try:
+                    pickle.dumps(v, protocol=5)
+                except Exception:
+                    continue
+                values[name] = v
+    return (values, modules, funcs)
+
+
+def _build_function(g, parts):
+    import marshal
+    import types
+    code, name, qualname, defaults, kwdefaults, closure = parts
+    cells = tuple(types.CellType(v) for v in closure)
+    f = types.FunctionType(marshal.loads(code), g, name, defaults, cells or None)
+    f.__kwdefaults__ = kwdefaults
+    f.__qualname__ = qualname
+    return f
+
+
+def _resolve(spec):
+    """Worker side: turn a spec from :func:`_func_spec` back into a callable."""
+    kind = spec[0]
+    if kind == "name":
+        _, module, qualname = spec
+        if module == "__main__":
+            mod = _sys.modules.get("__mp_main__")
+            if mod is None:
+                raise RuntimeError("parpy: the script is not loaded in this worker")
+            try:
+                obj = _lookup(mod, qualname)
+            except AttributeError:
+                raise NameError(_not_in_script_message(qualname)) from None
+        else:
+            import importlib
+            obj = _lookup(importlib.import_module(module), qualname)
+        if isinstance(obj, ParallelFunction):
+            obj = obj.__wrapped__
+        return obj
+    if kind == "code":
+        _, module, parts, captured = spec
+        if captured is None:
+            name = "__mp_main__" if module == "__main__" else module
+            mod = _sys.modules.get(name)
+            if mod is None:
+                import importlib
+                mod = importlib.import_module(name)
+            g = mod.__dict__
+        else:
+            import builtins
+            import importlib
+            values, modules, funcs = captured
+            g = {"__name__": module, "__builtins__": builtins}
+            for n, m in modules.items():
+                g[n] = importlib.import_module(m)
+            g.update(values)
+            for n, p in funcs.items():
+                g[n] = _build_function(g, p)
+        return _build_function(g, parts)
+    if kind == "pickle":
+        import pickle
+        return pickle.loads(spec[1])
+    raise RuntimeError(f"parpy: unknown function spec {kind!r}")
+
+
+def _not_in_script_message(qualname):
+    msg = (f"parpy: {qualname!r} is not defined in the script as workers load it. "
+           "Workers import the script under the name '__mp_main__' and stop at its "
+           "first parallel call, so define functions before that call, or put the "
+           "script's work under `if __name__ == \"__main__\":`.")
+    if _main_load_error:
+        msg += "\nLoading the script in the worker failed:\n" + _main_load_error
+    return msg
+
+
+# ---------------------------------------------------------------------------
+# Exceptions as they travel
+# ---------------------------------------------------------------------------
+
+def _pack_exc(exc):
+    """Worker side: ``(pickled or None, module, qualname, message, traceback)``."""
+    import traceback
+    import pickle
+    cls = type(exc)
+    if isinstance(exc, ImportError) and "subinterpreters" in str(exc):
+        name = exc.name
+        if not name:
+            words = str(exc).split()
+            name = words[1] if len(words) > 1 else "?"
+        new = ImportError(
+            f"module {name!r} cannot be loaded in a parpy worker: it does not support "
+            "sub-interpreters with their own GIL (it is a single-phase or "
+            "PyO3-built extension, like numpy). Call it from the main interpreter.",
+            name=name)
+        new.__traceback__ = exc.__traceback__
+        exc = new
+    tb = "".join(traceback.format_exception(exc))
+    try:
+        data = pickle.dumps(exc, protocol=5)
+        pickle.loads(data)
+    except Exception:
+        data = None
+    try:
+        msg = str(exc)
+    except Exception:
+        msg = "<unprintable exception>"
+    return (data, cls.__module__, cls.__qualname__, msg, tb)
+
+
+def _unpack_exc(packed):
+    """Main side: rebuild a worker's exception, with its traceback as ``__cause__``."""
+    data, module, qualname, msg, tb = packed
+    exc = None
+    if data is not None:
+        import pickle
+        try:
+            exc = pickle.loads(data)
+        except Exception:
+            exc = None
+    if not isinstance(exc, BaseException):
+        exc = None
+        try:
+            mod = _sys.modules.get("__main__" if module == "__mp_main__" else module)
+            cls = _lookup(mod, qualname) if mod is not None else None
+            if isinstance(cls, type) and issubclass(cls, BaseException):
+                exc = cls(msg)
+        except Exception:
+            exc = None
+        if exc is None:
+            exc = RuntimeError(f"{qualname}: {msg}")
+    exc.__cause__ = RemoteTraceback('\n"""\n' + tb + '"""')
+    return exc
+
+
+class BrokenWorker(RuntimeError):
+    """parpy could not run a task (for example a worker failed to start)."""
+
+
+def _outcome(status, payload):
+    """``(ok, value_or_exception)`` from a native status code."""
+    if status == 0:
+        return True, payload
+    if status == 1:
+        return False, _unpack_exc(payload)
+    if status == 2:
+        return False, BrokenWorker("parpy: " + payload)
+    if status == 3:
+        import concurrent.futures
+        return False, concurrent.futures.CancelledError()
+    return False, payload  # 4: the exception raised while decoding
+
+
+def _write_output(stream, text):
+    out = _sys.stdout if stream == 1 else _sys.stderr
+    if out is None:
+        return
+    try:
+        out.write(text)
+    except Exception:
+        pass
+
+
+# ---------------------------------------------------------------------------
+# Worker side
+# ---------------------------------------------------------------------------
+
+_main_load_error = None
+_loading_script = False
+
+
+class _LineWriter:
+    """A worker's sys.stdout/sys.stderr: whole lines go to the main
+    interpreter's stream, so lines of different workers never mix."""
+
+    encoding = "utf-8"
+    errors = "strict"
+    newlines = None
+    closed = False
+    line_buffering = True
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._parts = []
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        nl = s.rfind("\n")
+        if nl < 0:
+            if s:
+                self._parts.append(s)
+            return len(s)
+        head = s[:nl + 1]
+        if self._parts:
+            head = "".join(self._parts) + head
+            self._parts.clear()
+        if nl + 1 < len(s):
+            self._parts.append(s[nl + 1:])
+        self._send(head)
+        return len(s)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        if self._parts:
+            text = "".join(self._parts)
+            self._parts.clear()
+            self._send(text)
+
+    def _send(self, text):
+        if _loading_script:
+            return  # the main interpreter already ran the script body and printed it
+        if not _emit(self._stream, text):
+            import os
+            os.write(self._stream, text.encode("utf-8", "surrogateescape"))
+
+    def fileno(self):
+        return self._stream
+
+    def isatty(self):
+        return False
+
+    def readable(self):
+        return False
+
+    def writable(self):
+        return True
+
+    def seekable(self):
+        return False
+
+
+def _flush_output():
+    for s in (_sys.stdout, _sys.stderr):
+        if isinstance(s, _LineWriter):
+            s.flush()
+
+
+def _worker_setup(wid, size, cfg):
+    """Runs first in every new worker: paths, output, then the script."""
+    global _main_load_error, _loading_script
+    _sys.path[:] = cfg["path"]
+    _sys.argv[:] = cfg["argv"]
+    _sys.stdout = _LineWriter(1)
+    _sys.stderr = _LineWriter(2)
+    import os
+    try:
+        _sys.stdin = open(os.devnull)
+    except OSError:
+        _sys.stdin = None
+    if cfg["script"] is None and cfg["module"] is None:
+        return
+    import types
+    import builtins
+    mod = types.ModuleType("__mp_main__")
+    mod.__builtins__ = builtins
+    _sys.modules["__mp_main__"] = mod
+    _sys.modules["__main__"] = mod
+    _loading_script = True
+    try:
+        if cfg["script"] is not None:
+            path = cfg["script"]
+            mod.__file__ = path
+            with open(path, "rb") as f:
+                source = f.read()
+            code = compile(source, path, "exec", dont_inherit=True)
+        else:
+            import importlib.util
+            spec = importlib.util.find_spec(cfg["module"])
+            mod.__spec__ = spec
+            mod.__file__ = spec.origin
+            mod.__loader__ = spec.loader
+            code = spec.loader.get_code(cfg["module"])
+        exec(code, mod.__dict__)
+    except _StopLoad:
+        pass
+    except BaseException as e:
+        import traceback
+        _main_load_error = "".join(traceback.format_exception(e))
+    finally:
+        _loading_script = False
+
+
+class Context:
+    """What ``__parallel__(ctx)`` and :func:`spmd` functions receive."""
+
+    def __init__(self, rank, size, queue):
+        self.rank = rank
+        self.size = size
+        self.queue = queue
+
+    def __repr__(self):
+        return f"<parpy.Context rank={self.rank} size={self.size}>"
+
+
+def _spmd_entry(fn, rank, size, qid, args, kwargs):
+    return fn(Context(rank, size, Queue._attach(qid)), *args, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Queue
+# ---------------------------------------------------------------------------
+
+class Queue:
+    """A FIFO shared by the main interpreter and all workers.
+
+    Pass it to tasks as an argument (or use ``ctx.queue``). Items are copied
+    like task arguments. ``get``/``put`` follow :class:`queue.Queue`."""
+
+    def __init__(self, maxsize=0):
+        self._id = _queue_new(max(0, int(maxsize)))
+        self.maxsize = maxsize
+
+    @classmethod
+    def _attach(cls, qid, maxsize=0):
+        self = object.__new__(cls)
+        _queue_attach(qid)
+        self._id = qid
+        self.maxsize = maxsize
+        return self
+
+    def __reduce__(self):
+        return (_queue_from_id, (self._id, self.maxsize))
+
+    def __del__(self):
+        qid = getattr(self, "_id", None)
+        if qid is not None:
+            _queue_release(qid)
+
+    def put(self, item, block=True, timeout=None):
+        if not block:
+            timeout = 0
+        elif timeout is not None and timeout < 0:
+            raise ValueError("'timeout' must be a non-negative number")
+        if not _queue_put(self._id, item, timeout):
+            import queue
+            raise queue.Full
+
+    def put_nowait(self, item):
+        return self.put(item, block=False)
+
+    def get(self, block=True, timeout=None):
+        if not block:
+            timeout = 0
+        elif timeout is not None and timeout < 0:
+            raise ValueError("'timeout' must be a non-negative number")
+        ok, item = _queue_get(self._id, timeout)
+        if not ok:
+            import queue
+            raise queue.Empty
+        return item
+
+    def get_nowait(self):
+        return self.get(block=False)
+
+    def qsize(self):
+        return _queue_len(self._id)
+
+    def empty(self):
+        return self.qsize() == 0
+
+    def __repr__(self):
+        return f"<parpy.Queue id={self._id} size={self.qsize()}>"
+
+
+def _queue_from_id(qid, maxsize=0):
+    return Queue._attach(qid, maxsize)
+
+
+# ---------------------------------------------------------------------------
+# Main side: pools, futures, the collector
+# ---------------------------------------------------------------------------
+
+_pending = {}          # tag -> Future
+_next_tag = 0
+_collector = None
+_live = set()          # executors with a running pool
+_started = False
+_finalizing = False
+_default = None
+
+
+def _first_pool():
+    """Once, before the first worker starts."""
+    global _started, _collector
+    if _started:
+        return
+    _started = True
+    # Extension modules whose per-interpreter state breaks when several
+    # sub-interpreters end (upstream gh-136421) are loaded here first.
+    try:
+        if _sys.version_info >= (3, 13):
+            import _datetime  # noqa: F401
+        else:
+            import _decimal  # noqa: F401
+    except ImportError:
+        pass
+    main = _sys.modules.get("__main__")
+    if main is not None:
+        # Objects pickled in a worker name the script '__mp_main__'.
+        _sys.modules.setdefault("__mp_main__", main)
+    import atexit
+    import threading
+    atexit.register(_shutdown_all)
+    _collector = threading.Thread(target=_collect_loop, name="parpy-collector", daemon=True)
+    _collector.start()
+
+
+def _collect_loop():
+    while True:
+        events = _collect(1.0)
+        if events is None:
+            return
+        for ev in events:
+            if ev[0] == 0:
+                _write_output(ev[1], ev[2])
+            else:
+                _, tag, status, payload = ev
+                fut = _pending.pop(tag, None)
+                if fut is not None:
+                    _settle(fut, status, payload)
+
+
+def _settle(fut, status, payload):
+    ok, value = _outcome(status, payload)
+    try:
+        if ok:
+            fut.set_result(value)
+        elif status == 3:
+            if fut.cancel():
+                fut.set_running_or_notify_cancel()
+        else:
+            fut.set_exception(value)
+    except Exception:
+        pass  # cancelled by the caller meanwhile
+
+
+def _shutdown_all():
+    global _finalizing
+    _finalizing = True
+    for ex in list(_live):
+        ex.shutdown(wait=True)
+    _pool_shutdown_all()
+    if _collector is not None:
+        _collect_stop()
+        _collector.join()
+    _flush_output()
+
+
+def _worker_config():
+    script = _script_path()
+    return {
+        "path": list(_sys.path),
+        "argv": list(_sys.argv),
+        "script": script,
+        "module": None if script is not None else _main_module_name(),
+    }
+
+
+def _default_executor():
+    global _default
+    if _IN_WORKER:
+        return _Inline()
+    if _default is None or _default._shutdown:
+        _default = __getattr__("Executor")()
+    return _default
+
+
+def _check_chunksize(chunksize):
+    if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
+        raise ValueError("chunksize must be a positive integer")
+
+
+class _Inline:
+    """Inside a worker, parallel calls run right there (no nested pools)."""
+
+    def _guard(self):
+        if _loading_script:
+            raise _StopLoad
+
+    def submit(self, fn, /, *args, **kwargs):
+        self._guard()
+        import concurrent.futures
+        fut = concurrent.futures.Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as e:
+            fut.set_exception(e)
+        return fut
+
+    def map(self, fn, *iterables, timeout=None, chunksize=None):
+        self._guard()
+        _check_chunksize(chunksize)
+        return map(fn, *iterables)
+
+    def _map(self, fn, iterables, chunksize, timeout, ordered=True):
+        return self.map(fn, *iterables)
+
+    def spmd(self, fn, *args, **kwargs):
+        self._guard()
+        raise RuntimeError("parpy: spmd() cannot run inside a worker")
+
+
+def spmd(fn, *args, **kwargs):
+    """Call ``fn(ctx, *args, **kwargs)`` on every worker of the default pool at
+    once; returns the results in rank order."""
+    return _default_executor().spmd(fn, *args, **kwargs)
+
+
+def _define_executor():
+    import concurrent.futures as cf
+    import threading
+    import time
+
+    class Executor(cf.Executor):
+        """A pool of own-GIL sub-interpreters; a drop-in for ProcessPoolExecutor."""
+
+        def __init__(self, max_workers=None, initializer=None, initargs=()):
+            if max_workers is None:
+                max_workers = _default_workers()
+            elif not isinstance(max_workers, int) or max_workers <= 0:
+                raise ValueError("max_workers must be greater than 0")
+            if initializer is not None and not callable(initializer):
+                raise TypeError("initializer must be a callable")
+            self._max_workers = max_workers
+            self._initializer = initializer
+            self._initargs = tuple(initargs)
+            self._pool = None
+            self._shutdown = False
+            self._lock = threading.Lock()
+
+        def _start(self):
+            if _IN_WORKER:
+                return None
+            if _finalizing:
+                raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+            with self._lock:
+                if self._shutdown:
+                    raise RuntimeError("cannot schedule new futures after shutdown")
+                if self._pool is None:
+                    _first_pool()
+                    self._pool = _pool_start(self._max_workers, _worker_config())
+                    _live.add(self)
+                    if self._initializer is not None:
+                        fid, spec = _func_spec(self._initializer)
+                        for tag in _pool_init(self._pool, fid, spec, self._initargs, _new_tags(self._max_workers)):
+                            fut = cf.Future()
+                            fut.add_done_callback(_report_init_failure)
+                            _pending[tag] = fut
+                return self._pool
+
+        def submit(self, fn, /, *args, **kwargs):
+            pool = self._start()
+            if pool is None:
+                return _Inline().submit(fn, *args, **kwargs)
+            fid, spec = _func_spec(fn)
+            fut = cf.Future()
+            tag = _new_tag()
+            _pending[tag] = fut
+            try:
+                _submit(pool, fid, spec, args, kwargs or None, tag)
+            except BaseException:
+                _pending.pop(tag, None)
+                raise
+            return fut
+
+        submit.__doc__ = cf.Executor.submit.__doc__
+
+        def map(self, fn, *iterables, timeout=None, chunksize=1):
+            """Like ``concurrent.futures.Executor.map``: all calls are queued
+            now; results come back in input order."""
+            return self._map(fn, iterables, chunksize, timeout, ordered=True)
+
+        def _map(self, fn, iterables, chunksize, timeout, ordered):
+            _check_chunksize(chunksize)
+            if not iterables:
+                raise TypeError("map() must have at least one iterable")
+            pool = self._start()
+            if pool is None:
+                return _Inline().map(fn, *iterables)
+            if len(iterables) == 1:
+                items, star = list(iterables[0]), False
+            else:
+                items, star = list(zip(*iterables)), True
+            end = None if timeout is None else time.monotonic() + timeout
+            n = len(items)
+            if n == 0:
+                return iter(())
+            if chunksize is None:
+                chunksize = max(1, min(4096, n // (self._max_workers * 8)))
+            fid, spec = _func_spec(fn)
+            call = _map_start(pool, fid, spec, items, star, chunksize)
+            del items
+            return _results(call, n, end, ordered)
+
+        def spmd(self, fn, *args, **kwargs):
+            """Call ``fn(ctx, *args, **kwargs)`` on every worker at once;
+            returns the results in rank order (``ctx.rank``)."""
+            pool = self._start()
+            if pool is None:
+                return _Inline().spmd(fn, *args, **kwargs)
+            fid, spec = _func_spec(fn)
+            queue = Queue()
+            call = _spmd_start(pool, fid, spec, args, kwargs, queue._id)
+            results = [None] * self._max_workers
+            errors = []
+            try:
+                got = 0
+                while got < self._max_workers:
+                    for ev in _map_next(call, None):
+                        if ev[0] == 0:
+                            _write_output(ev[1], ev[2])
+                            continue
+                        _, rank, status, payload = ev
+                        got += 1
+                        ok, value = _outcome(status, payload)
+                        if ok:
+                            results[rank] = value
+                        else:
+                            errors.append((rank, value))
+            finally:
+                _call_end(call)
+            if errors:
+                errors.sort(key=lambda e: e[0])
+                raise errors[0][1]
+            return results
+
+        def shutdown(self, wait=True, *, cancel_futures=False):
+            with self._lock:
+                self._shutdown = True
+                pool = self._pool
+            if pool is not None:
+                _pool_shutdown(pool, wait, cancel_futures)
+                if wait:
+                    _live.discard(self)
+
+        shutdown.__doc__ = cf.Executor.shutdown.__doc__
+
+        @property
+        def max_workers(self):
+            return self._max_workers
+
+        def __del__(self):
+            if getattr(self, "_pool", None) is not None and not self._shutdown:
+                try:
+                    self.shutdown(wait=False)
+                except Exception:
+                    pass
+
+    def _results(call, n, end, ordered):
+        done = {}
+        nxt = 0
+        got = 0
+        try:
+            while got < n or (ordered and nxt < n):
+                if ordered and nxt in done:
+                    ok, value = done.pop(nxt)
+                    nxt += 1
+                    if not ok:
+                        raise value
+                    yield value
+                    continue
+                timeout = None if end is None else max(0.0, end - time.monotonic())
+                events = _map_next(call, timeout)
+                if not events:
+                    raise TimeoutError()
+                for ev in events:
+                    if ev[0] == 0:
+                        _write_output(ev[1], ev[2])
+                        continue
+                    _, _tag, start, outcomes = ev
+                    for k, (status, payload) in enumerate(outcomes):
+                        got += 1
+                        if ordered:
+                            done[start + k] = _outcome(status, payload)
+                        else:
+                            ok, value = _outcome(status, payload)
+                            if not ok:
+                                raise value
+                            yield value
+        finally:
+            _call_end(call)
+
+    return Executor
+
+
+def _report_init_failure(fut):
+    exc = fut.exception()
+    if exc is not None:
+        import traceback
+        print("parpy: the pool's initializer failed in a worker:", file=_sys.stderr)
+        traceback.print_exception(exc, file=_sys.stderr)
+
+
+def _new_tag():
+    global _next_tag
+    _next_tag += 1
+    return _next_tag
+
+
+def _new_tags(n):
+    return [_new_tag() for _ in range(n)]
+
+
+_Executor = None
+
+
+def __getattr__(name):
+    global _Executor
+    if name == "Executor":
+        if _Executor is None:
+            _Executor = _define_executor()
+        return _Executor
+    raise AttributeError(f"module 'parpy' has no attribute {name!r}")
+
+
+# ---------------------------------------------------------------------------
+# The __parallel__ entry convention
+# ---------------------------------------------------------------------------
+
+def _run_entry_point():
+    """Runs after the script body (before atexit handlers): calls
+    ``__parallel__`` on every worker and ``__gather__`` with the results."""
+    main = _sys.modules.get("__main__")
+    if main is None:
+        return
+    entry = main.__dict__.get("__parallel__")
+    if entry is None or not callable(entry):
+        return
+    if getattr(_sys, "last_exc", None) is not None:
+        return  # the body raised: python would just exit
+    if _script_path() is not None and "__file__" in main.__dict__:
+        return  # the body called sys.exit() (CPython removes __file__ after a normal end)
+    try:
+        results = spmd(entry)
+        gather = main.__dict__.get("__gather__")
+        if gather is not None:
+            gather(results)
+    except SystemExit as e:
+        code = e.code
+        if code is None:
+            code = 0
+        elif not isinstance(code, int):
+            print(code, file=_sys.stderr)
+            code = 1
+        _set_exit_code(code)
+    except BaseException as e:
+        _sys.excepthook(type(e), e, e.__traceback__)
+        _set_exit_code(130 if isinstance(e, KeyboardInterrupt) else 1)
+
+
+def _install_main_hooks():
+    import threading
+    threading._register_atexit(_run_entry_point)
+
+
+if not _IN_WORKER:
+    _install_main_hooks()

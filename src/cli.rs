@@ -1,0 +1,98 @@
+//! parpy's own command-line options.
+//!
+//! They form a prefix that CPython never sees: `parpy [parpy options] [python
+//! options and arguments…]`. Parsing stops at the first argument that is not a
+//! parpy option, so every `python` flag keeps its meaning after it. This
+//! matters because `sys.executable` is parpy, and tools such as
+//! `multiprocessing` re-run it with python's flags.
+
+use std::ffi::OsString;
+
+use clap::Parser;
+
+/// parpy's options (the part of the command line before python's).
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "parpy",
+    disable_help_flag = true,
+    disable_version_flag = true,
+    override_usage = "parpy [PARPY OPTIONS] [PYTHON OPTIONS] [script.py | -c CMD | -m MOD | -] [ARGS]...",
+    about = "Run Python scripts with true parallelism: own-GIL sub-interpreters on OS threads.",
+    after_help = "Every python option (-c, -m, -i, -I, -E, -s, -S, -u, -O, -B, -W, -X, -P, -q, -V, -h …) \
+works after parpy's options, exactly as with python3. `parpy -h` shows python's own option list.\n\n\
+Environment:\n  PARPY_WORKERS=N   worker count when -j is not given\n  PARPY_PYTHON=PATH (build time) the python3.X to build against"
+)]
+pub struct Options {
+    /// Number of worker sub-interpreters in the parallel pool (default: the CPUs this process may use)
+    #[arg(short = 'j', long = "workers", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub workers: Option<u32>,
+
+    /// Print parpy's version and the embedded Python's version, then exit
+    #[arg(long)]
+    pub version: bool,
+
+    /// Print this help, then exit
+    #[arg(long)]
+    pub help: bool,
+}
+
+/// A parsed command line.
+pub struct Command {
+    /// parpy's own options.
+    pub options: Options,
+    /// argv[0] as parpy was started.
+    pub argv0: OsString,
+    /// Everything from the first non-parpy argument on, for CPython.
+    pub python_args: Vec<OsString>,
+}
+
+/// An invalid parpy option, with a one-line message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Splits `args` into parpy's prefix and python's arguments, and parses the prefix.
+pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
+    let mut it = args.into_iter();
+    let argv0 = it.next().unwrap_or_else(|| "parpy".into());
+    let rest: Vec<OsString> = it.collect();
+
+    let mut prefix: Vec<OsString> = vec!["parpy".into()];
+    let mut i = 0;
+    while i < rest.len() {
+        let a = rest[i].to_string_lossy();
+        let takes_value = a == "-j" || a == "--workers";
+        let inline = (a.starts_with("-j") && a.len() > 2) || a.starts_with("--workers=");
+        let flag = a == "--version" || a == "--help";
+        if takes_value {
+            prefix.push(rest[i].clone());
+            if let Some(v) = rest.get(i + 1) {
+                prefix.push(v.clone());
+            }
+            i += 2;
+        } else if inline || flag {
+            prefix.push(rest[i].clone());
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let python_args = rest[i.min(rest.len())..].to_vec();
+    let options = Options::try_parse_from(prefix).map_err(|e| {
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or("invalid option").trim_start_matches("error: ");
+        UsageError(first.to_string())
+    })?;
+    Ok(Command {
+        options,
+        argv0,
+        python_args,
+    })
+}
+
+/// The help text for `--help`.
+pub fn help() -> String {
+    use clap::CommandFactory;
+    Options::command().render_help().to_string()
+}

@@ -1,0 +1,78 @@
+//! The main interpreter: starts CPython exactly as `python` would, with parpy's
+//! built-in module registered and `sys.executable` pointing at parpy.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::cli::Command;
+use crate::ffi::embed::{MainConfig, run_main};
+use crate::{api, runtime};
+
+/// Runs the program described by `cmd` and returns its exit code.
+pub fn run(cmd: Command) -> Result<i32> {
+    let workers = match cmd.options.workers {
+        Some(n) => Some(n as usize),
+        None => runtime::workers_from_env().map_err(anyhow::Error::msg)?,
+    };
+    runtime::set_default_workers(workers);
+
+    let exe = resolve_executable(&cmd.argv0).context("cannot locate the parpy executable")?;
+    // CPython finds a virtualenv (pyvenv.cfg) next to the executable it is told
+    // about. An activated venv whose bin/ does not hold parpy is announced only
+    // by VIRTUAL_ENV, so let CPython compute paths as that venv's python would.
+    let path_exe = activated_venv(&exe).map(|venv| venv.join("bin").join("python3"));
+
+    let mut argv = Vec::with_capacity(cmd.python_args.len() + 1);
+    argv.push(cmd.argv0.clone());
+    argv.extend(cmd.python_args.iter().cloned());
+
+    api::register();
+    let config = MainConfig {
+        argv: &argv,
+        executable: Some(path_exe.as_deref().unwrap_or(&exe)),
+    };
+    Ok(run_main(&config, |gil| api::setup_main(gil, &exe)))
+}
+
+/// The path of the running parpy as `python` would compute `sys.executable`:
+/// argv[0] made absolute when it has a slash (symlinks kept, so a parpy linked
+/// into a venv's bin/ finds that venv), else the PATH entry that is this very
+/// binary, else the kernel's idea of it.
+fn resolve_executable(argv0: &OsString) -> Result<PathBuf> {
+    let real = std::env::current_exe()?;
+    let p = Path::new(argv0);
+    if argv0.to_string_lossy().contains('/') {
+        return Ok(std::path::absolute(p)?);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let cand = dir.join(p);
+            if same_file(&cand, &real) {
+                return Ok(std::path::absolute(cand)?);
+            }
+        }
+    }
+    Ok(real)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// The venv named by `VIRTUAL_ENV`, unless parpy itself lives in a venv
+/// (whose pyvenv.cfg CPython finds on its own).
+fn activated_venv(exe: &Path) -> Option<PathBuf> {
+    let venv = PathBuf::from(std::env::var_os("VIRTUAL_ENV")?);
+    if !venv.join("pyvenv.cfg").is_file() {
+        return None;
+    }
+    let dir = exe.parent()?;
+    let own = dir.join("pyvenv.cfg").is_file() || dir.parent().is_some_and(|d| d.join("pyvenv.cfg").is_file());
+    (!own).then_some(venv)
+}

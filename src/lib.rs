@@ -1,0 +1,38 @@
+//! parpy: a `python` replacement that runs functions in parallel on
+//! sub-interpreters that each own their GIL (PEP 684).
+//!
+//! * [`cli`]: parpy's own options, a prefix before python's.
+//! * [`launcher`]: the main interpreter, started through CPython's `Py_RunMain`.
+//! * [`runtime`]: the worker pool: one own-GIL sub-interpreter per OS thread.
+//! * [`transfer`]: moving values between interpreters as plain Rust data.
+//! * [`api`]: the `parpy` Python module that scripts import.
+//! * [`ffi`]: the only module with `unsafe` code.
+
+pub mod api;
+pub mod cli;
+pub mod ffi;
+pub mod launcher;
+pub mod runtime;
+pub mod transfer;
+
+use std::ffi::OsString;
+
+/// Runs parpy with a full argv and returns the process exit code.
+pub fn run(args: Vec<OsString>) -> anyhow::Result<i32> {
+    let cmd = match cli::parse(args) {
+        Ok(cmd) => cmd,
+        Err(e) => {
+            eprintln!("parpy: {e}");
+            return Ok(2);
+        }
+    };
+    if cmd.options.help {
+        print!("{}", cli::help());
+        return Ok(0);
+    }
+    if cmd.options.version {
+        println!("parpy {} (Python {})", env!("CARGO_PKG_VERSION"), ffi::embed::python_version());
+        return Ok(0);
+    }
+    launcher::run(cmd)
+}

@@ -1,0 +1,117 @@
+//! The parallel runtime: pools of worker sub-interpreters, one per OS thread.
+//!
+//! A task's trip: the main interpreter encodes the call into [`Value`]s, the
+//! pool hands a [`Job`] to a worker over a channel, the worker decodes, runs
+//! and encodes the outcome, and sends [`Event`]s back to whoever waits (the
+//! futures collector or a `map` call). No Python object crosses threads.
+
+mod pool;
+mod queue;
+mod worker;
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::AtomicBool;
+
+use crossbeam_channel::Sender;
+
+pub use pool::{Pool, PoolError};
+pub use queue::{QueueError, queue_attach, queue_get, queue_len, queue_new, queue_put, queue_release};
+pub use worker::{current_worker, emit_output};
+
+use crate::transfer::Value;
+
+/// A function as it travels: an id that workers cache the resolved function
+/// by, and the spec that `parpy._resolve` turns back into a callable.
+#[derive(Debug)]
+pub struct FuncRef {
+    /// Unique per function per process.
+    pub id: u64,
+    /// How to find or rebuild the function (see `parpy._func_spec`).
+    pub spec: Value,
+}
+
+/// What a job asks a worker to do.
+#[derive(Debug)]
+pub enum Payload {
+    /// `f(*args, **kwargs)`.
+    Call { args: Value, kwargs: Value },
+    /// `f(item)` (or `f(*item)` when `star`) for consecutive items of a map.
+    Chunk { start: usize, items: Vec<Value>, star: bool },
+    /// `f(ctx, *args, **kwargs)` on one rank of an SPMD run.
+    Spmd { rank: usize, size: usize, args: Value, kwargs: Value, queue: u64 },
+    /// The pool's initializer, once per worker before any task.
+    Init { args: Value },
+}
+
+/// One unit of work.
+pub struct Job {
+    pub func: Arc<FuncRef>,
+    pub payload: Payload,
+    pub reply: Reply,
+    /// Set when the caller no longer wants the result; checked before running.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// Where a job's output and outcome go.
+#[derive(Clone)]
+pub struct Reply {
+    pub tx: Sender<Event>,
+    pub tag: u64,
+}
+
+/// How one call ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The return value.
+    Ok(Value),
+    /// The exception, as packed by `parpy._pack_exc`.
+    Err(Value),
+    /// parpy itself could not run it (worker failed to start, …).
+    Failed(String),
+    /// Cancelled before it started.
+    Cancelled,
+}
+
+/// A message from a worker to the main interpreter.
+#[derive(Debug)]
+pub enum Event {
+    /// Whole lines (or a flushed tail) written to stdout (1) or stderr (2).
+    Output { stream: u8, text: Vec<u8> },
+    /// A call or SPMD rank finished.
+    Done { tag: u64, outcome: Outcome },
+    /// Consecutive items of a map finished.
+    Chunk { tag: u64, start: usize, outcomes: Vec<Outcome> },
+    /// Asks the futures collector to stop.
+    Stop,
+}
+
+static DEFAULT_WORKERS: OnceLock<Option<usize>> = OnceLock::new();
+
+/// Records the worker count chosen on the command line or by `PARPY_WORKERS`.
+pub fn set_default_workers(n: Option<usize>) {
+    let _ = DEFAULT_WORKERS.set(n);
+}
+
+/// The size of the default pool: `-j`, `PARPY_WORKERS`, or the CPUs this
+/// process may run on.
+pub fn default_workers() -> usize {
+    if let Some(Some(n)) = DEFAULT_WORKERS.get() {
+        return *n;
+    }
+    if let Ok(Some(n)) = workers_from_env() {
+        return n;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Parses `PARPY_WORKERS`; `Ok(None)` when unset or empty.
+pub fn workers_from_env() -> Result<Option<usize>, String> {
+    match std::env::var("PARPY_WORKERS") {
+        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=4096).contains(&n) => Ok(Some(n)),
+            _ => Err(format!("PARPY_WORKERS must be a whole number from 1 to 4096, not {v:?}")),
+        },
+        _ => Ok(None),
+    }
+}

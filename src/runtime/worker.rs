@@ -1,0 +1,310 @@
+//! One worker: an own-GIL sub-interpreter on one OS thread, running jobs.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crossbeam_channel::{Receiver, Sender, select};
+
+use super::{Event, Job, Outcome, Payload, Reply};
+use crate::ffi::interp::{current_interpreter_id, run_in_new_interpreter};
+use crate::ffi::{Gil, Obj, PyErr, PyResult};
+use crate::transfer::{Value, decode, encode};
+
+/// What a worker thread needs to start.
+pub(super) struct WorkerSetup {
+    pub id: usize,
+    pub size: usize,
+    pub setup: Arc<Value>,
+    pub own: Receiver<Job>,
+    pub shared: Receiver<Job>,
+    pub global: Sender<Event>,
+}
+
+thread_local! {
+    static WORKER_ID: Cell<Option<usize>> = const { Cell::new(None) };
+    /// Where output of the running task goes (this thread only).
+    static CURRENT: RefCell<Option<Reply>> = const { RefCell::new(None) };
+    /// Where output goes outside tasks (this worker's other threads use the
+    /// main interpreter's collector too, through the value copied at start).
+    static GLOBAL: RefCell<Option<Sender<Event>>> = const { RefCell::new(None) };
+}
+
+/// The worker index of the current thread: `None` outside worker threads.
+pub fn current_worker() -> Option<usize> {
+    WORKER_ID.with(|w| w.get())
+}
+
+/// Sends text written to a worker's stdout (1) or stderr (2) to the main
+/// interpreter: to the running task's caller, so it arrives before the
+/// task's result, or else to the futures collector. Returns false when
+/// called outside a worker.
+pub fn emit_output(gil: Gil<'_>, stream: u8, text: Vec<u8>) -> bool {
+    let tx = CURRENT
+        .with(|c| c.borrow().as_ref().map(|r| r.tx.clone()))
+        .or_else(|| GLOBAL.with(|g| g.borrow().clone()))
+        .or_else(|| interpreter_outputs().get(&current_interpreter_id(gil)).cloned());
+    match tx {
+        Some(tx) => {
+            let _ = tx.send(Event::Output { stream, text });
+            true
+        }
+        None => false,
+    }
+}
+
+/// Output channels by interpreter, for threads that a task started itself.
+fn interpreter_outputs() -> std::sync::MutexGuard<'static, HashMap<i64, Sender<Event>>> {
+    static MAP: std::sync::OnceLock<std::sync::Mutex<HashMap<i64, Sender<Event>>>> = std::sync::OnceLock::new();
+    MAP.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Python-side helpers of the worker, looked up once.
+struct Hooks {
+    resolve: Obj,
+    pack_exc: Obj,
+    flush: Obj,
+    spmd: Obj,
+}
+
+/// The worker thread's body.
+pub(super) fn run(ws: WorkerSetup) {
+    WORKER_ID.with(|w| w.set(Some(ws.id)));
+    GLOBAL.with(|g| *g.borrow_mut() = Some(ws.global.clone()));
+    let own = ws.own.clone();
+    let shared = ws.shared.clone();
+    let result = run_in_new_interpreter(|gil| serve(gil, &ws));
+    if let Err(msg) = result {
+        // No interpreter: answer every job with the reason, so nothing waits forever.
+        for job in Jobs::new(own, shared) {
+            let _ = job.reply.tx.send(failed(&job, &msg));
+        }
+    }
+    GLOBAL.with(|g| g.borrow_mut().take());
+}
+
+fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
+    let interp = current_interpreter_id(gil);
+    interpreter_outputs().insert(interp, ws.global.clone());
+    let mut broken: Option<String> = None;
+    let hooks = match start(gil, ws) {
+        Ok(h) => Some(h),
+        Err(err) => {
+            broken = Some(format!("worker {} could not start: {}", ws.id, describe(gil, &err)));
+            None
+        }
+    };
+    let mut funcs: HashMap<u64, Obj> = HashMap::new();
+    let jobs = Jobs::new(ws.own.clone(), ws.shared.clone());
+    loop {
+        let Some(job) = gil.allow_threads(|| jobs.next()) else { break };
+        if job.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+            let _ = job.reply.tx.send(cancelled(&job));
+            continue;
+        }
+        let (Some(hooks), None) = (&hooks, &broken) else {
+            let _ = job.reply.tx.send(failed(&job, broken.as_deref().unwrap_or("worker unavailable")));
+            continue;
+        };
+        CURRENT.with(|c| *c.borrow_mut() = Some(job.reply.clone()));
+        let event = run_job(gil, hooks, &mut funcs, &job, &mut broken);
+        // The task's output reaches its caller before its result.
+        if let Err(e) = hooks.flush.call(gil, &[]) {
+            e.print(gil);
+        }
+        CURRENT.with(|c| c.borrow_mut().take());
+        let _ = job.reply.tx.send(event);
+    }
+    drop(funcs);
+    drop(hooks);
+    interpreter_outputs().remove(&interp);
+}
+
+/// Imports `parpy` in the new interpreter and runs `parpy._worker_setup`.
+fn start(gil: Gil<'_>, ws: &WorkerSetup) -> PyResult<Hooks> {
+    let parpy = gil.import("parpy")?;
+    let setup = decode(gil, &ws.setup)?;
+    let id = gil.int(ws.id as i64)?;
+    let size = gil.int(ws.size as i64)?;
+    parpy.getattr(gil, c"_worker_setup")?.call(gil, &[&id, &size, &setup])?;
+    Ok(Hooks {
+        resolve: parpy.getattr(gil, c"_resolve")?,
+        pack_exc: parpy.getattr(gil, c"_pack_exc")?,
+        flush: parpy.getattr(gil, c"_flush_output")?,
+        spmd: parpy.getattr(gil, c"_spmd_entry")?,
+    })
+}
+
+fn run_job(gil: Gil<'_>, hooks: &Hooks, funcs: &mut HashMap<u64, Obj>, job: &Job, broken: &mut Option<String>) -> Event {
+    let tag = job.reply.tag;
+    let func = match funcs.get(&job.func.id) {
+        Some(f) => f.clone(),
+        None => match decode(gil, &job.func.spec).and_then(|spec| hooks.resolve.call(gil, &[&spec])) {
+            Ok(f) => {
+                funcs.insert(job.func.id, f.clone());
+                f
+            }
+            Err(err) => {
+                let outcome = pack(gil, hooks, err);
+                return match &job.payload {
+                    Payload::Chunk { start, items, .. } => Event::Chunk {
+                        tag,
+                        start: *start,
+                        outcomes: items.iter().map(|_| clone_outcome(&outcome)).collect(),
+                    },
+                    _ => Event::Done { tag, outcome },
+                };
+            }
+        },
+    };
+    match &job.payload {
+        Payload::Call { args, kwargs } => Event::Done {
+            tag,
+            outcome: call(gil, hooks, || {
+                let args = decode(gil, args)?;
+                let kwargs = (!matches!(kwargs, Value::None)).then(|| decode(gil, kwargs)).transpose()?;
+                func.call_tuple(gil, &args, kwargs.as_ref())
+            }),
+        },
+        Payload::Chunk { start, items, star } => {
+            let mut outcomes = Vec::with_capacity(items.len());
+            for item in items {
+                outcomes.push(call(gil, hooks, || {
+                    let item = decode(gil, item)?;
+                    if *star { func.call_tuple(gil, &item, None) } else { func.call(gil, &[&item]) }
+                }));
+            }
+            Event::Chunk {
+                tag,
+                start: *start,
+                outcomes,
+            }
+        }
+        Payload::Spmd {
+            rank,
+            size,
+            args,
+            kwargs,
+            queue,
+        } => Event::Done {
+            tag,
+            outcome: call(gil, hooks, || {
+                let rank = gil.int(*rank as i64)?;
+                let size = gil.int(*size as i64)?;
+                let queue = gil.int(*queue as i64)?;
+                let args = decode(gil, args)?;
+                let kwargs = decode(gil, kwargs)?;
+                hooks.spmd.call(gil, &[&func, &rank, &size, &queue, &args, &kwargs])
+            }),
+        },
+        Payload::Init { args } => {
+            let outcome = call(gil, hooks, || func.call_tuple(gil, &decode(gil, args)?, None));
+            if let Outcome::Err(_) | Outcome::Failed(_) = outcome {
+                *broken = Some("the pool's initializer failed in this worker".into());
+            }
+            Event::Done { tag, outcome }
+        }
+    }
+}
+
+/// Runs one call and encodes its outcome.
+fn call(gil: Gil<'_>, hooks: &Hooks, f: impl FnOnce() -> PyResult<Obj>) -> Outcome {
+    match f() {
+        Ok(result) => match encode(gil, &result) {
+            Ok(v) => Outcome::Ok(v),
+            Err(e) => {
+                let ty = result.type_name(gil);
+                pack(gil, hooks, e.into_type_error(gil, "the result", &ty))
+            }
+        },
+        Err(err) => pack(gil, hooks, err),
+    }
+}
+
+/// Packs an exception with `parpy._pack_exc` (type, message, pickled
+/// instance, traceback text) for the main interpreter to rebuild.
+fn pack(gil: Gil<'_>, hooks: &Hooks, err: PyErr) -> Outcome {
+    match hooks.pack_exc.call(gil, &[err.value()]).map(|packed| encode(gil, &packed)) {
+        Ok(Ok(v)) => Outcome::Err(v),
+        _ => Outcome::Failed(describe(gil, &err)),
+    }
+}
+
+fn describe(gil: Gil<'_>, err: &PyErr) -> String {
+    let ty = err.value().type_name(gil);
+    let msg = err
+        .value()
+        .str(gil)
+        .ok()
+        .and_then(|s| s.as_str(gil).ok().map(str::to_owned))
+        .unwrap_or_default();
+    format!("{ty}: {msg}")
+}
+
+fn clone_outcome(o: &Outcome) -> Outcome {
+    match o {
+        Outcome::Ok(v) => Outcome::Ok(v.clone()),
+        Outcome::Err(v) => Outcome::Err(v.clone()),
+        Outcome::Failed(s) => Outcome::Failed(s.clone()),
+        Outcome::Cancelled => Outcome::Cancelled,
+    }
+}
+
+fn answer_all(job: &Job, outcome: Outcome) -> Event {
+    match &job.payload {
+        Payload::Chunk { start, items, .. } => Event::Chunk {
+            tag: job.reply.tag,
+            start: *start,
+            outcomes: items.iter().map(|_| clone_outcome(&outcome)).collect(),
+        },
+        _ => Event::Done {
+            tag: job.reply.tag,
+            outcome,
+        },
+    }
+}
+
+fn failed(job: &Job, msg: &str) -> Event {
+    answer_all(job, Outcome::Failed(msg.to_string()))
+}
+
+fn cancelled(job: &Job) -> Event {
+    answer_all(job, Outcome::Cancelled)
+}
+
+/// The jobs for one worker: its own queue first, then the shared one, until
+/// both are closed and drained.
+struct Jobs {
+    own: Option<Receiver<Job>>,
+    shared: Receiver<Job>,
+}
+
+impl Jobs {
+    fn new(own: Receiver<Job>, shared: Receiver<Job>) -> Jobs {
+        Jobs { own: Some(own), shared }
+    }
+
+    fn next(&self) -> Option<Job> {
+        let Some(own) = &self.own else {
+            return self.shared.recv().ok();
+        };
+        if let Ok(job) = own.try_recv() {
+            return Some(job);
+        }
+        select! {
+            recv(own) -> j => match j {
+                Ok(job) => Some(job),
+                Err(_) => self.shared.recv().ok(),
+            },
+            recv(self.shared) -> j => j.ok(),
+        }
+    }
+}
+
+impl Iterator for Jobs {
+    type Item = Job;
+    fn next(&mut self) -> Option<Job> {
+        Jobs::next(self)
+    }
+}
