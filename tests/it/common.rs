@@ -1,0 +1,235 @@
+//! Shared helpers: run `parpy` or the reference `python3.x` on the same
+//! input and compare stdout, stderr and exit code.
+
+#![allow(dead_code)]
+
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The parpy binary under test.
+pub fn parpy_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_parpy"))
+}
+
+/// The CPython parpy was built against (its real binary, not a shim).
+pub fn python_bin() -> PathBuf {
+    PathBuf::from(env!("PARPY_BUILD_PYTHON"))
+}
+
+/// The folder of test scripts.
+pub fn scripts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("scripts")
+}
+
+/// What a finished process left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    /// The exit code, or `-signal` when killed by a signal.
+    pub code: i32,
+}
+
+/// A command to run, built step by step.
+#[derive(Clone)]
+pub struct Run {
+    program: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(OsString, Option<OsString>)>,
+    stdin: Option<Vec<u8>>,
+    cwd: Option<PathBuf>,
+    timeout: Duration,
+}
+
+impl Run {
+    /// `parpy` with no arguments yet.
+    pub fn parpy() -> Run {
+        Run::new(parpy_bin())
+    }
+
+    /// The reference `python3.x` with no arguments yet.
+    pub fn python() -> Run {
+        Run::new(python_bin())
+    }
+
+    pub fn new(program: impl Into<PathBuf>) -> Run {
+        Run {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+            cwd: None,
+            timeout: Duration::from_secs(120),
+        }
+    }
+
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Run {
+        self.args.push(a.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Run {
+        for a in args {
+            self.args.push(a.as_ref().to_owned());
+        }
+        self
+    }
+
+    pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Run {
+        self.env.push((k.as_ref().to_owned(), Some(v.as_ref().to_owned())));
+        self
+    }
+
+    pub fn env_remove(mut self, k: impl AsRef<OsStr>) -> Run {
+        self.env.push((k.as_ref().to_owned(), None));
+        self
+    }
+
+    pub fn stdin(mut self, data: impl AsRef<[u8]>) -> Run {
+        self.stdin = Some(data.as_ref().to_vec());
+        self
+    }
+
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Run {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    pub fn timeout(mut self, t: Duration) -> Run {
+        self.timeout = t;
+        self
+    }
+
+    /// The same command with another program.
+    pub fn with_program(mut self, program: impl Into<PathBuf>) -> Run {
+        self.program = program.into();
+        self
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args);
+        // A stable, predictable environment for comparisons.
+        cmd.env("PYTHONDONTWRITEBYTECODE", "1");
+        cmd.env_remove("PARPY_WORKERS");
+        cmd.env_remove("VIRTUAL_ENV");
+        cmd.env_remove("PYTHONPATH");
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        if let Some(d) = &self.cwd {
+            cmd.current_dir(d);
+        }
+        cmd
+    }
+
+    /// Runs to completion (killing it after the timeout) and collects its output.
+    pub fn run(&self) -> Output {
+        let mut cmd = self.command();
+        cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.program));
+        if let Some(data) = &self.stdin {
+            let mut sin = child.stdin.take().unwrap();
+            let data = data.clone();
+            std::thread::spawn(move || {
+                let _ = sin.write_all(&data);
+            });
+        }
+        let pid = child.id();
+        let timeout = self.timeout;
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let killer = std::thread::spawn(move || {
+            if done_rx.recv_timeout(timeout).is_err() {
+                // Hung: kill it so the test fails instead of hanging CI.
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                return true;
+            }
+            false
+        });
+        let out = child.wait_with_output().expect("wait");
+        let _ = done_tx.send(());
+        let killed = killer.join().unwrap_or(false);
+        assert!(!killed, "{:?} {:?} timed out after {:?}", self.program, self.args, self.timeout);
+        Output {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: exit_code(&out.status),
+        }
+    }
+}
+
+pub fn exit_code(status: &std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().unwrap_or_else(|| -status.signal().unwrap_or(0))
+}
+
+/// Runs `run` under parpy and under python, and asserts that stdout, stderr
+/// and the exit code are the same (each binary's path reads `PYTHON`).
+pub fn assert_same(run: Run) -> Output {
+    let p = run.clone().with_program(parpy_bin()).run();
+    let q = run.with_program(python_bin()).run();
+    let p = normalize(p, &parpy_bin());
+    let q = normalize(q, &python_bin());
+    assert_eq!(p.code, q.code, "exit codes differ\nparpy: {p:#?}\npython: {q:#?}");
+    assert_eq!(p.stdout, q.stdout, "stdout differs\nparpy stderr: {}", p.stderr);
+    assert_eq!(p.stderr, q.stderr, "stderr differs");
+    p
+}
+
+fn normalize(mut o: Output, exe: &Path) -> Output {
+    let exe = exe.to_string_lossy();
+    o.stdout = o.stdout.replace(exe.as_ref(), "PYTHON");
+    o.stderr = o.stderr.replace(exe.as_ref(), "PYTHON");
+    o
+}
+
+/// Asserts a successful run and returns its stdout.
+pub fn ok(o: &Output) -> &str {
+    assert_eq!(o.code, 0, "failed: {o:#?}");
+    &o.stdout
+}
+
+/// A fresh temporary folder, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "parpy-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes a file (creating folders) and returns its path.
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.0.join(name);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

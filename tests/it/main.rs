@@ -1,0 +1,5 @@
+//! The integration tests: one binary, run against the built `parpy` and the
+//! CPython it was built with. See `common` for the helpers.
+
+mod common;
+mod parallel;
