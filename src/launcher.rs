@@ -33,7 +33,12 @@ pub fn run(cmd: Command) -> Result<i32> {
         argv: &argv,
         executable: Some(path_exe.as_deref().unwrap_or(&exe)),
     };
-    Ok(run_main(&config, |gil| api::setup_main(gil, &exe)))
+    let code = run_main(&config, |gil| api::setup_main(gil, &exe));
+    // `__parallel__` runs after the script body, when its exit code is fixed.
+    Ok(match api::exit_code_override() {
+        Some(c) if code == 0 => c,
+        _ => code,
+    })
 }
 
 /// The path of the running parpy as `python` would compute `sys.executable`:

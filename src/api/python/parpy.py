@@ -206,16 +206,13 @@ def _code_parts(fn):
 
 
 def _code_spec(fn):
-    """A lambda, nested function or a function of an unloadable ``__main__``:
-    its code travels marshalled, its closure and (when the workers cannot
-    import its module) the globals it uses travel as values."""
+    """A lambda or nested function: its code travels marshalled, its closure
+    and the globals it uses as values (modules by name, functions of the
+    same module as code). A worker that has the module loaded keeps that
+    module's globals and adds only the names it lacks (for example ones
+    defined under ``if __name__ == "__main__":``)."""
     module = fn.__module__ if isinstance(fn.__module__, str) else "__main__"
-    if module == "__main__":
-        loadable = _script_loadable()
-    else:
-        loadable = module in _sys.modules
-    captured = None if loadable else _capture_globals(fn)
-    return ("code", module, _code_parts(fn), captured)
+    return ("code", module, _code_parts(fn), _capture_globals(fn))
 
 
 def _capture_globals(fn):
@@ -283,23 +280,27 @@ def _resolve(spec):
             obj = obj.__wrapped__
         return obj
     if kind == "code":
-        _, module, parts, captured = spec
-        if captured is None:
-            name = "__mp_main__" if module == "__main__" else module
-            mod = _sys.modules.get(name)
-            if mod is None:
-                import importlib
+        import builtins
+        import importlib
+        _, module, parts, (values, modules, funcs) = spec
+        name = "__mp_main__" if module == "__main__" else module
+        mod = _sys.modules.get(name)
+        if mod is None and module != "__main__":
+            try:
                 mod = importlib.import_module(name)
-            g = mod.__dict__
+            except ImportError:
+                mod = None
+        if mod is not None:
+            g = dict(mod.__dict__)
         else:
-            import builtins
-            import importlib
-            values, modules, funcs = captured
             g = {"__name__": module, "__builtins__": builtins}
-            for n, m in modules.items():
+        for n, m in modules.items():
+            if n not in g:
                 g[n] = importlib.import_module(m)
-            g.update(values)
-            for n, p in funcs.items():
+        for n, v in values.items():
+            g[n] = v
+        for n, p in funcs.items():
+            if n not in g:
                 g[n] = _build_function(g, p)
         return _build_function(g, parts)
     if kind == "pickle":
