@@ -1,1 +1,163 @@
+//! The parallel runtime and the `parpy` API, through the built binary.
+
 use crate::common::*;
+
+fn script(name: &str) -> std::path::PathBuf {
+    scripts().join("parallel").join(name)
+}
+
+/// Runs a test script with 2 workers and returns its output.
+fn run2(name: &str) -> Output {
+    Run::parpy().args(["-j", "2"]).arg(script(name)).run()
+}
+
+#[test]
+fn every_api_form_matches_a_sequential_run() {
+    let o = run2("api_forms.py");
+    assert_eq!(ok(&o), "api forms OK 2\n", "{}", o.stderr);
+}
+
+#[test]
+fn values_of_every_kind_travel_both_ways() {
+    let o = run2("values.py");
+    assert_eq!(ok(&o), "values OK 32\n", "{}", o.stderr);
+}
+
+#[test]
+fn worker_exceptions_keep_type_message_and_traceback() {
+    let o = run2("errors.py");
+    assert_eq!(ok(&o), "errors OK\n", "{}", o.stderr);
+}
+
+#[test]
+fn lambdas_closures_and_nested_functions_run_in_workers() {
+    let o = run2("functions.py");
+    assert_eq!(ok(&o), "functions OK\n", "{}", o.stderr);
+}
+
+#[test]
+fn queue_connects_workers_and_main() {
+    let o = run2("queue_pipeline.py");
+    assert_eq!(ok(&o), "queue OK 1000\n", "{}", o.stderr);
+}
+
+#[test]
+fn parallel_entry_point_and_gather() {
+    let o = Run::parpy().args(["-j", "3"]).arg(script("spmd_entry.py")).run();
+    let expected = "body runs once, in main\ngathered [{'rank': 0, 'size': 3, 'square': 0, 'wid': 0}, \
+                    {'rank': 1, 'size': 3, 'square': 1, 'wid': 1}, {'rank': 2, 'size': 3, 'square': 4, 'wid': 2}]\n";
+    assert_eq!(ok(&o), expected, "{}", o.stderr);
+}
+
+#[test]
+fn parallel_entry_point_failure_is_reported_with_exit_code_1() {
+    let dir = TempDir::new("spmd-fail");
+    let p = dir.write(
+        "fail.py",
+        "def __parallel__(ctx):\n    if ctx.rank == 1:\n        raise ValueError('rank one failed')\n    return ctx.rank\n",
+    );
+    let o = Run::parpy().args(["-j", "2"]).arg(&p).run();
+    assert_eq!(o.code, 1, "{o:#?}");
+    assert!(o.stderr.contains("ValueError: rank one failed"), "{}", o.stderr);
+    assert!(o.stderr.contains("raise ValueError('rank one failed')"), "worker traceback missing: {}", o.stderr);
+}
+
+#[test]
+fn parallel_entry_point_skipped_after_sys_exit_or_error() {
+    let dir = TempDir::new("spmd-skip");
+    let exit = dir.write(
+        "exit.py",
+        "import sys\ndef __parallel__(ctx):\n    print('ran')\nprint('body')\nsys.exit(4)\n",
+    );
+    let o = Run::parpy().arg(&exit).run();
+    assert_eq!((o.code, o.stdout.as_str()), (4, "body\n"));
+    let err = dir.write("err.py", "def __parallel__(ctx):\n    print('ran')\nraise KeyError('k')\n");
+    let o = Run::parpy().arg(&err).run();
+    assert_eq!((o.code, o.stdout.as_str()), (1, ""));
+    assert!(o.stderr.contains("KeyError: 'k'"));
+}
+
+#[test]
+fn module_refusing_subinterpreters_gives_clear_import_error() {
+    let o = run2("refusing_module.py");
+    let out = ok(&o);
+    assert!(out.contains("ImportError: module 'readline' cannot be loaded in a parpy worker"), "{out}");
+    assert!(out.contains("name: readline\n"), "{out}");
+    assert!(out.ends_with("still works: [1, 2]\n"), "{out}");
+}
+
+#[test]
+fn hundred_thousand_tiny_tasks() {
+    let o = run2("tiny_tasks.py");
+    assert_eq!(ok(&o), "tiny OK\n", "{}", o.stderr);
+}
+
+#[test]
+fn output_of_two_busy_workers_arrives_in_whole_lines() {
+    let o = run2("output.py");
+    let out = ok(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"before"));
+    assert_eq!(lines.last(), Some(&"after [0, 1]"));
+    let mut seen = std::collections::HashSet::new();
+    for line in &lines[1..lines.len() - 1] {
+        // A task's unterminated last line is flushed when it ends; nothing else may
+        // be glued to or split from a worker's line.
+        let line = line.strip_prefix("tail-without-newline").unwrap_or(line);
+        let line = line.strip_prefix("tail-without-newline").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!(parts.len(), 4, "broken line {line:?}");
+        assert_eq!(parts[0], "worker-line");
+        let i: usize = parts[2].parse().unwrap();
+        assert_eq!(parts[3], "x".repeat(i % 50), "broken line {line:?}");
+        assert!(seen.insert((parts[1].to_string(), i)), "duplicate line {line:?}");
+    }
+    assert_eq!(seen.len(), 20_000);
+    assert_eq!(out.matches("tail-without-newline").count(), 2);
+    let err_lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(err_lines.len(), 20, "{}", o.stderr);
+    assert!(err_lines.iter().all(|l| l.starts_with("err-line ")));
+}
+
+#[test]
+fn two_hundred_pool_cycles_in_one_process() {
+    let o = Run::parpy().arg(script("cycles.py")).arg("200").run();
+    assert_eq!(ok(&o), "cycles OK 200\n", "{}", o.stderr);
+}
+
+#[test]
+fn unguarded_script_loads_in_workers_up_to_its_first_parallel_call() {
+    let o = run2("unguarded.py");
+    assert_eq!(
+        ok(&o),
+        "top of script\n[0, 2, 4, 6, 8]\nNameError: parpy: 'late' is not defined in the script as workers load it\n"
+    );
+}
+
+#[test]
+fn worker_count_follows_j_and_env() {
+    let code = "import parpy; print(parpy.workers(), len(set(parpy.spmd(lambda c: c.rank))))";
+    let o = Run::parpy().args(["-j", "3", "-c", code]).run();
+    assert_eq!(ok(&o), "3 3\n");
+    let o = Run::parpy().env("PARPY_WORKERS", "2").args(["-c", code]).run();
+    assert_eq!(ok(&o), "2 2\n");
+}
+
+#[test]
+fn functions_from_dash_c_travel_with_their_globals() {
+    let code = "import parpy, math\nK = 5\ndef f(x):\n    return g(x) + K\ndef g(x):\n    return math.isqrt(x)\n\
+                print(parpy.Executor(2).submit(f, 16).result())";
+    let o = Run::parpy().args(["-c", code]).run();
+    assert_eq!(ok(&o), "9\n", "{}", o.stderr);
+}
+
+#[test]
+fn a_script_that_never_fans_out_starts_no_worker() {
+    let o = Run::parpy()
+        .args(["-c", "import parpy, threading; print(threading.active_count(), parpy.worker_id())"])
+        .run();
+    assert_eq!(ok(&o), "1 None\n");
+}
