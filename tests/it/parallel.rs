@@ -161,3 +161,39 @@ fn a_script_that_never_fans_out_starts_no_worker() {
         .run();
     assert_eq!(ok(&o), "1 None\n");
 }
+
+/// Runs an example with small inputs and returns its stdout.
+fn example(name: &str, args: &[&str]) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
+    let o = Run::parpy().args(["-j", "2"]).arg(path).args(args).run();
+    ok(&o).to_string()
+}
+
+#[test]
+fn example_primes_counts_correctly() {
+    let out = example("primes.py", &["100000"]);
+    assert!(out.starts_with("9592 primes below 100,000 (2 workers,"), "{out}");
+}
+
+#[test]
+fn example_monte_carlo_pi_is_close() {
+    let out = example("monte_carlo_pi.py", &["20000"]);
+    let pi: f64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!((pi - std::f64::consts::PI).abs() < 0.05, "{out}");
+    assert!(out.ends_with("from 40,000 darts on 2 workers\n"), "{out}");
+}
+
+#[test]
+fn example_word_freq_matches_a_sequential_count() {
+    let dir = TempDir::new("words");
+    dir.write("a.txt", "the cat and the hat\nThe end\n");
+    dir.write("sub/b.md", "a cat, a bat; the cat's hat\n");
+    let out = example("word_freq.py", &[dir.path().to_str().unwrap(), "3"]);
+    assert_eq!(out, "2 files, 14 words, 8 distinct\n         4  the\n         2  cat\n         2  hat\n");
+}
+
+#[test]
+fn example_pipeline_factorises_everything() {
+    let out = example("pipeline.py", &["300"]);
+    assert!(out.starts_with("factorised 300 numbers ("), "{out}");
+}
