@@ -169,7 +169,8 @@ fn outcome_obj(gil: Gil<'_>, o: &Outcome) -> PyResult<Obj> {
     gil.tuple(vec![gil.int(status)?, payload])
 }
 
-/// `(0, stream, text)`, `(1, tag, status, payload)` or `(2, tag, start, [(status, payload)…])`.
+/// `(0, stream, text)`, `(1, tag, status, payload)` or
+/// `(2, tag, start, [values…] | None, None | [(status, payload)…])`.
 fn event_obj(gil: Gil<'_>, ev: &Event) -> PyResult<Option<Obj>> {
     Ok(Some(match ev {
         Event::Output { stream, text } => {
@@ -182,8 +183,25 @@ fn event_obj(gil: Gil<'_>, ev: &Event) -> PyResult<Option<Obj>> {
             gil.tuple(items)?
         }
         Event::Chunk { tag, start, outcomes } => {
-            let list = outcomes.iter().map(|o| outcome_obj(gil, o)).collect::<PyResult<Vec<_>>>()?;
-            gil.tuple(vec![gil.int(2)?, gil.int(*tag as i64)?, gil.int(*start as i64)?, gil.list(list)?])?
+            // All values (the common case) as one list; else (status, payload) per item.
+            let mut values = Vec::with_capacity(outcomes.len());
+            for o in outcomes {
+                match o {
+                    Outcome::Ok(v) => match decode(gil, v) {
+                        Ok(obj) => values.push(obj),
+                        Err(_) => break,
+                    },
+                    _ => break,
+                }
+            }
+            let (values, outcomes) = if values.len() == outcomes.len() {
+                (gil.list(values)?, gil.none())
+            } else {
+                drop(values);
+                let list = outcomes.iter().map(|o| outcome_obj(gil, o)).collect::<PyResult<Vec<_>>>()?;
+                (gil.none(), gil.list(list)?)
+            };
+            gil.tuple(vec![gil.int(2)?, gil.int(*tag as i64)?, gil.int(*start as i64)?, values, outcomes])?
         }
         Event::Stop => return Ok(None),
     }))
@@ -200,7 +218,10 @@ fn wait_events(gil: Gil<'_>, rx: &Receiver<Event>, timeout: Option<Duration>) ->
             Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
             None => SLICE,
         };
-        let first = gil.allow_threads(|| rx.recv_timeout(slice));
+        let first = gil.allow_threads(|| match runtime::spin(|| rx.try_recv().ok()) {
+            Some(ev) => Ok(ev),
+            None => rx.recv_timeout(slice),
+        });
         match first {
             Ok(ev) => {
                 let mut evs = vec![ev];

@@ -86,6 +86,23 @@ pub enum Event {
     Stop,
 }
 
+/// How long a waiting thread polls its channel before sleeping on it.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Polls `f` until it yields or [`SPIN`] has passed.
+pub fn spin<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let until = std::time::Instant::now() + SPIN;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() >= until {
+            return None;
+        }
+        std::hint::spin_loop();
+    }
+}
+
 static DEFAULT_WORKERS: OnceLock<Option<usize>> = OnceLock::new();
 
 /// Records the worker count chosen on the command line or by `PARPY_WORKERS`.

@@ -276,24 +276,24 @@ fn cancelled(job: &Job) -> Event {
 /// The jobs for one worker: its own queue first, then the shared one, until
 /// both are closed and drained.
 struct Jobs {
-    own: Option<Receiver<Job>>,
+    own: Receiver<Job>,
     shared: Receiver<Job>,
 }
 
 impl Jobs {
     fn new(own: Receiver<Job>, shared: Receiver<Job>) -> Jobs {
-        Jobs { own: Some(own), shared }
+        Jobs { own, shared }
     }
 
     fn next(&self) -> Option<Job> {
-        let Some(own) = &self.own else {
-            return self.shared.recv().ok();
-        };
-        if let Ok(job) = own.try_recv() {
-            return Some(job);
+        // A short spin first: a caller submitting in a loop usually has the
+        // next job ready within microseconds, and a futex wake-up costs more.
+        let found = super::spin(|| self.own.try_recv().or_else(|_| self.shared.try_recv()).ok());
+        if found.is_some() {
+            return found;
         }
         select! {
-            recv(own) -> j => match j {
+            recv(self.own) -> j => match j {
                 Ok(job) => Some(job),
                 Err(_) => self.shared.recv().ok(),
             },

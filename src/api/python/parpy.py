@@ -895,37 +895,51 @@ def _define_executor():
                 except Exception:
                     pass
 
-    def _results(call, n, end, ordered):
-        done = {}
-        nxt = 0
+    def _chunks(call, n, end):
+        """``(start, values, outcomes)`` per finished chunk; writes output."""
         got = 0
-        try:
-            while got < n or (ordered and nxt < n):
-                if ordered and nxt in done:
-                    ok, value = done.pop(nxt)
-                    nxt += 1
-                    if not ok:
-                        raise value
-                    yield value
+        while got < n:
+            timeout = None if end is None else max(0.0, end - time.monotonic())
+            events = _map_next(call, timeout)
+            if not events:
+                raise TimeoutError()
+            for ev in events:
+                if ev[0] == 0:
+                    _write_output(ev[1], ev[2])
                     continue
-                timeout = None if end is None else max(0.0, end - time.monotonic())
-                events = _map_next(call, timeout)
-                if not events:
-                    raise TimeoutError()
-                for ev in events:
-                    if ev[0] == 0:
-                        _write_output(ev[1], ev[2])
-                        continue
-                    _, _tag, start, outcomes = ev
-                    for k, (status, payload) in enumerate(outcomes):
-                        got += 1
-                        if ordered:
-                            done[start + k] = _outcome(status, payload)
-                        else:
+                _, _tag, start, values, outcomes = ev
+                got += len(values if values is not None else outcomes)
+                yield start, values, outcomes
+
+    def _results(call, n, end, ordered):
+        try:
+            if not ordered:
+                for _start, values, outcomes in _chunks(call, n, end):
+                    if values is not None:
+                        yield from values
+                    else:
+                        for status, payload in outcomes:
                             ok, value = _outcome(status, payload)
                             if not ok:
                                 raise value
                             yield value
+                return
+            waiting = {}
+            nxt = 0
+            for start, values, outcomes in _chunks(call, n, end):
+                waiting[start] = (values, outcomes)
+                while nxt in waiting:
+                    values, outcomes = waiting.pop(nxt)
+                    if values is not None:
+                        nxt += len(values)
+                        yield from values
+                        continue
+                    nxt += len(outcomes)
+                    for status, payload in outcomes:
+                        ok, value = _outcome(status, payload)
+                        if not ok:
+                            raise value
+                        yield value
         finally:
             _call_end(call)
 
