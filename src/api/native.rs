@@ -2,7 +2,7 @@
 //! Python half wraps them).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,9 @@ use crate::transfer::{Value, decode, encode};
 /// The functions, in the order they are added to the module.
 pub(super) static FUNCTIONS: &[NativeFn] = &[
     NativeFn { name: c"_worker_id", f: worker_id },
+    NativeFn { name: c"_next_id", f: next_id },
+    NativeFn { name: c"_cancel", f: cancel },
+    NativeFn { name: c"_interrupt_all", f: interrupt_all },
     NativeFn { name: c"_default_workers", f: default_workers },
     NativeFn { name: c"_script_path", f: script_path },
     NativeFn { name: c"_set_exit_code", f: set_exit_code },
@@ -42,7 +45,6 @@ pub(super) static FUNCTIONS: &[NativeFn] = &[
 // ----- process-wide state of the main interpreter's side -------------------
 
 static EXIT_CODE: AtomicI32 = AtomicI32::new(-1);
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -51,11 +53,14 @@ fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
 static POOLS: Mutex<Option<HashMap<u64, Arc<Pool>>>> = Mutex::new(None);
 static FUNCS: Mutex<Option<HashMap<u64, Arc<FuncRef>>>> = Mutex::new(None);
 static CALLS: Mutex<Option<HashMap<u64, Call>>> = Mutex::new(None);
+/// Cancel flags of submitted futures, by future tag, until their outcome arrives.
+static FUTURES: Mutex<Option<HashMap<u64, Arc<AtomicBool>>>> = Mutex::new(None);
 
-/// A running `map` or `spmd`: its own event channel and cancel flag.
+/// A running `map` or `spmd`: its own event channel, cancel flag and pool.
 struct Call {
     rx: Receiver<Event>,
     cancel: Arc<AtomicBool>,
+    pool: Arc<Pool>,
 }
 
 /// The channel of futures results and of output written outside tasks.
@@ -246,6 +251,38 @@ fn wait_events(gil: Gil<'_>, rx: &Receiver<Event>, timeout: Option<Duration>) ->
 
 // ----- the functions -------------------------------------------------------
 
+fn next_id(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
+    gil.int(runtime::next_id() as i64)
+}
+
+/// `_cancel(pool, tag)`: a future's job is skipped if not started, interrupted if running.
+fn cancel(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let (pid, tag) = (arg_u64(gil, args, 0)?, arg_u64(gil, args, 1)?);
+    if let Some(flag) = lock(&FUTURES).get_or_insert_with(HashMap::new).get(&tag) {
+        flag.store(true, Ordering::SeqCst);
+    }
+    if let Ok(p) = pool(gil, pid) {
+        p.interrupt(tag);
+    }
+    Ok(gil.none())
+}
+
+/// `_interrupt_all()`: Ctrl-C: every pending job is cancelled, every running one interrupted.
+fn interrupt_all(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
+    let pools: Vec<Arc<Pool>> = lock(&POOLS).get_or_insert_with(HashMap::new).values().cloned().collect();
+    for call in lock(&CALLS).get_or_insert_with(HashMap::new).values() {
+        call.cancel.store(true, Ordering::SeqCst);
+    }
+    for flag in lock(&FUTURES).get_or_insert_with(HashMap::new).values() {
+        flag.store(true, Ordering::SeqCst);
+    }
+    for p in &pools {
+        p.cancel_pending();
+        p.interrupt(0);
+    }
+    Ok(gil.none())
+}
+
 fn worker_id(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
     match runtime::current_worker() {
         Some(id) => gil.int(id as i64),
@@ -283,7 +320,7 @@ fn pool_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let setup = encode(gil, arg(gil, args, 1)?).map_err(|e| e.into_type_error(gil, "the worker set-up", "dict"))?;
     let global = futures_channel().0.clone();
     let p = Pool::start(size, setup, global).map_err(|e| pool_err(gil, e))?;
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let id = runtime::next_id();
     lock(&POOLS).get_or_insert_with(HashMap::new).insert(id, p);
     gil.int(id as i64)
 }
@@ -296,6 +333,7 @@ fn pool_init(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let tags = arg(gil, args, 4)?.seq_items();
     for (w, tag) in tags.iter().enumerate().take(p.size()) {
         let job = Job {
+            group: runtime::next_id(),
             func: Arc::clone(&f),
             payload: Payload::Init { args: initargs.clone() },
             reply: Reply {
@@ -318,23 +356,36 @@ fn pool_shutdown(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     if let Some(p) = p {
         if cancel {
             p.cancel_pending();
+            p.interrupt(0);
         }
-        gil.allow_threads(|| p.shutdown(wait));
+        p.close();
         if wait {
+            wait_for_workers(gil, &p)?;
             lock(&POOLS).get_or_insert_with(HashMap::new).remove(&id);
         }
     }
     Ok(gil.none())
 }
 
+/// Waits for a closed pool's workers without the GIL, running signal
+/// handlers every 50 ms (a second Ctrl-C can end a stuck shutdown).
+fn wait_for_workers(gil: Gil<'_>, p: &Pool) -> PyResult<()> {
+    while !gil.allow_threads(|| p.wait_exited(Duration::from_millis(50))) {
+        gil.check_signals()?;
+    }
+    Ok(())
+}
+
 /// `_pool_shutdown_all()`: at exit, ends every pool and joins its threads.
 fn pool_shutdown_all(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
-    let pools: Vec<Arc<Pool>> = lock(&POOLS).get_or_insert_with(HashMap::new).drain().map(|(_, p)| p).collect();
-    gil.allow_threads(|| {
-        for p in &pools {
-            p.shutdown(true);
-        }
-    });
+    let pools: Vec<Arc<Pool>> = lock(&POOLS).get_or_insert_with(HashMap::new).values().cloned().collect();
+    for p in &pools {
+        p.close();
+    }
+    for p in &pools {
+        wait_for_workers(gil, p)?;
+    }
+    lock(&POOLS).get_or_insert_with(HashMap::new).clear();
     Ok(gil.none())
 }
 
@@ -345,16 +396,22 @@ fn submit(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let call_args = encode_args(gil, arg(gil, args, 3)?)?;
     let kwargs = encode_kwargs(gil, arg(gil, args, 4)?)?;
     let tag = arg_u64(gil, args, 5)?;
+    let flag = Arc::new(AtomicBool::new(false));
     let job = Job {
+        group: tag,
         func: f,
         payload: Payload::Call { args: call_args, kwargs },
         reply: Reply {
             tx: futures_channel().0.clone(),
             tag,
         },
-        cancel: None,
+        cancel: Some(Arc::clone(&flag)),
     };
-    p.submit(job).map_err(|e| pool_err(gil, e))?;
+    lock(&FUTURES).get_or_insert_with(HashMap::new).insert(tag, flag);
+    if let Err(e) = p.submit(job) {
+        lock(&FUTURES).get_or_insert_with(HashMap::new).remove(&tag);
+        return Err(pool_err(gil, e));
+    }
     Ok(gil.none())
 }
 
@@ -368,6 +425,15 @@ fn collect(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     };
     let mut out = Vec::with_capacity(evs.len());
     let mut stop = false;
+    {
+        let mut flags = lock(&FUTURES);
+        let flags = flags.get_or_insert_with(HashMap::new);
+        for ev in &evs {
+            if let Event::Done { tag, .. } = ev {
+                flags.remove(tag);
+            }
+        }
+    }
     for ev in &evs {
         match event_obj(gil, ev)? {
             Some(o) => out.push(o),
@@ -389,15 +455,16 @@ fn collect_stop(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
     Ok(gil.none())
 }
 
-fn new_call() -> (u64, Sender<Event>, Arc<AtomicBool>) {
+fn new_call(pool: &Arc<Pool>) -> (u64, Sender<Event>, Arc<AtomicBool>) {
     let (tx, rx) = unbounded();
     let cancel = Arc::new(AtomicBool::new(false));
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let id = runtime::next_id();
     lock(&CALLS).get_or_insert_with(HashMap::new).insert(
         id,
         Call {
             rx,
             cancel: Arc::clone(&cancel),
+            pool: Arc::clone(pool),
         },
     );
     (id, tx, cancel)
@@ -419,13 +486,14 @@ fn map_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
         }
     }
     drop(items);
-    let (id, tx, cancel) = new_call();
+    let (id, tx, cancel) = new_call(&p);
     let mut start = 0;
     let mut it = values.into_iter().peekable();
     while it.peek().is_some() {
         let batch: Vec<Value> = it.by_ref().take(chunk).collect();
         let n = batch.len();
         let job = Job {
+            group: id,
             func: Arc::clone(&f),
             payload: Payload::Chunk { start, items: batch, star },
             reply: Reply { tx: tx.clone(), tag: id },
@@ -448,9 +516,10 @@ fn spmd_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let kwargs = encode_kwargs(gil, arg(gil, args, 4)?)?;
     let kwargs = if kwargs == Value::None { Value::Dict(Vec::new()) } else { kwargs };
     let queue = arg_u64(gil, args, 5)?;
-    let (id, tx, cancel) = new_call();
+    let (id, tx, cancel) = new_call(&p);
     for rank in 0..p.size() {
         let job = Job {
+            group: id,
             func: Arc::clone(&f),
             payload: Payload::Spmd {
                 rank,
@@ -484,9 +553,12 @@ fn map_next(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     gil.list(out)
 }
 
+/// Skips the call's jobs that have not started and interrupts running ones.
 fn end_call(id: u64) {
-    if let Some(call) = lock(&CALLS).get_or_insert_with(HashMap::new).remove(&id) {
+    let call = lock(&CALLS).get_or_insert_with(HashMap::new).remove(&id);
+    if let Some(call) = call {
         call.cancel.store(true, Ordering::SeqCst);
+        call.pool.interrupt(id);
     }
 }
 

@@ -11,7 +11,7 @@ mod worker;
 
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossbeam_channel::Sender;
 
@@ -46,6 +46,9 @@ pub enum Payload {
 
 /// One unit of work.
 pub struct Job {
+    /// The call (map, spmd) or future this job belongs to; interrupting a
+    /// group stops its running jobs.
+    pub group: u64,
     pub func: Arc<FuncRef>,
     pub payload: Payload,
     pub reply: Reply,
@@ -101,6 +104,12 @@ pub fn spin<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
         }
         std::hint::spin_loop();
     }
+}
+
+/// A process-wide unique id (for pools, calls, futures and jobs).
+pub fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 static DEFAULT_WORKERS: OnceLock<Option<usize>> = OnceLock::new();

@@ -1,14 +1,52 @@
 //! A pool: N worker threads, each owning one sub-interpreter.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use super::worker::{self, WorkerSetup};
 use super::{Event, Job, Outcome};
+use crate::ffi::interp::{InterpHandle, interrupt};
 use crate::transfer::Value;
+
+/// What other threads may know about a running worker.
+#[derive(Default)]
+pub(super) struct WorkerCtl {
+    /// The worker's interpreter while it is alive (withdrawn, detached, before it ends).
+    pub handle: Mutex<Option<InterpHandle>>,
+    /// The group (call or future id) of the job running now; 0 when idle.
+    /// Changed only while the worker holds its own GIL.
+    pub running: AtomicU64,
+}
+
+impl WorkerCtl {
+    /// Interrupts the worker's current job if it belongs to `group` (any job
+    /// when `group` is 0), from a throwaway thread: attaching to the worker's
+    /// interpreter waits for its GIL, which a long C call can hold.
+    fn interrupt(self: &Arc<Self>, group: u64) {
+        let running = self.running.load(Ordering::SeqCst);
+        if running == 0 || (group != 0 && running != group) {
+            return;
+        }
+        let ctl = Arc::clone(self);
+        let _ = std::thread::Builder::new().name("parpy-interrupt".into()).spawn(move || {
+            let guard = ctl.handle.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(h) = guard.as_ref() {
+                // SAFETY: the handle is present, so the interpreter is alive, and
+                // it cannot end while we hold the lock; this new thread is detached.
+                unsafe {
+                    interrupt(h, || {
+                        let now = ctl.running.load(Ordering::SeqCst);
+                        now != 0 && (group == 0 || now == group)
+                    })
+                };
+            }
+        });
+    }
+}
 
 /// Stack size of worker threads: as large as a typical main thread's, so deep
 /// recursion ends in `RecursionError`, as in the main interpreter, not a crash.
@@ -31,6 +69,9 @@ pub struct Pool {
     /// Kept to drain pending jobs on `cancel_pending`.
     pending: Receiver<Job>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    ctls: Vec<Arc<WorkerCtl>>,
+    /// Each worker thread sends its index here as it ends.
+    exited: Receiver<usize>,
     closed: AtomicBool,
 }
 
@@ -41,11 +82,15 @@ impl Pool {
     pub fn start(size: usize, setup: Value, global: Sender<Event>) -> Result<Arc<Pool>, PoolError> {
         let (shared_tx, shared_rx) = unbounded::<Job>();
         let setup = Arc::new(setup);
+        let (exited_tx, exited) = unbounded::<usize>();
         let mut own = Vec::with_capacity(size);
         let mut threads = Vec::with_capacity(size);
+        let mut ctls = Vec::with_capacity(size);
         for id in 0..size {
             let (tx, rx) = unbounded::<Job>();
             own.push(tx);
+            let ctl = Arc::new(WorkerCtl::default());
+            ctls.push(Arc::clone(&ctl));
             let ws = WorkerSetup {
                 id,
                 size,
@@ -53,6 +98,8 @@ impl Pool {
                 own: rx,
                 shared: shared_rx.clone(),
                 global: global.clone(),
+                ctl,
+                exited: exited_tx.clone(),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("parpy-worker-{id}"))
@@ -67,6 +114,8 @@ impl Pool {
             own: Mutex::new(own),
             pending: shared_rx,
             threads: Mutex::new(threads),
+            ctls,
+            exited,
             closed: AtomicBool::new(false),
         }))
     }
@@ -100,17 +149,56 @@ impl Pool {
         }
     }
 
+    /// Interrupts (with `KeyboardInterrupt`) the running jobs of `group`, or
+    /// every running job when `group` is 0.
+    pub fn interrupt(&self, group: u64) {
+        for ctl in &self.ctls {
+            ctl.interrupt(group);
+        }
+    }
+
     /// Stops accepting work. Workers finish what is queued, then end their
-    /// interpreters. With `wait`, blocks until all have (call it detached).
-    pub fn shutdown(&self, wait: bool) {
+    /// interpreters; see [`Pool::wait_exited`].
+    pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.shared.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.own.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        if wait {
-            let threads: Vec<_> = self.threads.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
-            for t in threads {
-                let _ = t.join();
+    }
+
+    /// Waits up to `timeout` for every worker thread to end; true when all
+    /// have (their threads are then joined). Call it detached.
+    pub fn wait_exited(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        while !threads.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.exited.recv_timeout(left) {
+                Ok(_) => {
+                    // Join every thread that has finished.
+                    let (done, alive): (Vec<_>, Vec<_>) = threads.drain(..).partition(|t| t.is_finished());
+                    *threads = alive;
+                    for t in done {
+                        let _ = t.join();
+                    }
+                }
+                Err(_) => {
+                    let (done, alive): (Vec<_>, Vec<_>) = threads.drain(..).partition(|t| t.is_finished());
+                    *threads = alive;
+                    for t in done {
+                        let _ = t.join();
+                    }
+                    return threads.is_empty();
+                }
             }
+        }
+        true
+    }
+
+    /// `close`, then (with `wait`) wait for all workers. Call it detached.
+    pub fn shutdown(&self, wait: bool) {
+        self.close();
+        if wait {
+            while !self.wait_exited(Duration::from_secs(3600)) {}
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use crossbeam_channel::{Receiver, Sender, select};
 
 use super::{Event, Job, Outcome, Payload, Reply};
-use crate::ffi::interp::{current_interpreter_id, run_in_new_interpreter};
+use crate::ffi::interp::{clear_async_exc, current_handle, current_interpreter_id, run_in_new_interpreter};
 use crate::ffi::{Gil, Obj, PyErr, PyResult};
 use crate::transfer::{Value, decode, encode};
 
@@ -20,6 +20,8 @@ pub(super) struct WorkerSetup {
     pub own: Receiver<Job>,
     pub shared: Receiver<Job>,
     pub global: Sender<Event>,
+    pub ctl: Arc<super::pool::WorkerCtl>,
+    pub exited: Sender<usize>,
 }
 
 thread_local! {
@@ -82,11 +84,13 @@ pub(super) fn run(ws: WorkerSetup) {
         }
     }
     GLOBAL.with(|g| g.borrow_mut().take());
+    let _ = ws.exited.send(ws.id);
 }
 
 fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
     let interp = current_interpreter_id(gil);
     interpreter_outputs().insert(interp, ws.global.clone());
+    *ws.ctl.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(current_handle(gil));
     let mut broken: Option<String> = None;
     let hooks = match start(gil, ws) {
         Ok(h) => Some(h),
@@ -108,7 +112,10 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
             continue;
         };
         CURRENT.with(|c| *c.borrow_mut() = Some(job.reply.clone()));
+        ws.ctl.running.store(job.group, Ordering::SeqCst);
         let event = run_job(gil, hooks, &mut funcs, &job, &mut broken);
+        ws.ctl.running.store(0, Ordering::SeqCst);
+        clear_async_exc(gil);
         // The task's output reaches its caller before its result.
         if let Err(e) = hooks.flush.call(gil, &[]) {
             e.print(gil);
@@ -119,6 +126,10 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
     drop(funcs);
     drop(hooks);
     interpreter_outputs().remove(&interp);
+    // Withdraw the handle detached: an interrupting thread may hold the lock
+    // while it waits for this interpreter's GIL.
+    let ctl = Arc::clone(&ws.ctl);
+    gil.allow_threads(move || ctl.handle.lock().unwrap_or_else(|e| e.into_inner()).take());
 }
 
 /// Imports `parpy` in the new interpreter and runs `parpy._worker_setup`.

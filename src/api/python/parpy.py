@@ -620,7 +620,6 @@ def _queue_from_id(qid, maxsize=0):
 # ---------------------------------------------------------------------------
 
 _pending = {}          # tag -> Future
-_next_tag = 0
 _collector = None
 _live = set()          # executors with a running pool
 _started = False
@@ -650,23 +649,69 @@ def _first_pool():
     import atexit
     import threading
     atexit.register(_shutdown_all)
+    _install_sigint()
     _collector = threading.Thread(target=_collect_loop, name="parpy-collector", daemon=True)
     _collector.start()
 
 
 def _collect_loop():
     while True:
-        events = _collect(1.0)
-        if events is None:
+        try:
+            events = _collect(1.0)
+            if events is None:
+                return
+            for ev in events:
+                if ev[0] == 0:
+                    _write_output(ev[1], ev[2])
+                else:
+                    _, tag, status, payload = ev
+                    fut = _pending.pop(tag, None)
+                    if fut is not None:
+                        _settle(fut, status, payload)
+        except BaseException:
+            # Never let the collector die: every pending future depends on it.
+            try:
+                import traceback
+                traceback.print_exc()
+            except BaseException:
+                pass
+
+
+def _install_sigint():
+    """Ctrl-C also stops the workers: pending tasks are cancelled, running
+    ones interrupted, then KeyboardInterrupt is raised as usual. Installed
+    only over Python's default handler, and only from the main thread."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
             return
-        for ev in events:
-            if ev[0] == 0:
-                _write_output(ev[1], ev[2])
-            else:
-                _, tag, status, payload = ev
-                fut = _pending.pop(tag, None)
-                if fut is not None:
-                    _settle(fut, status, payload)
+        signal.signal(signal.SIGINT, _on_sigint)
+    except (ValueError, OSError):
+        pass
+
+
+def _on_sigint(signum, frame):
+    if _finalizing:
+        # A second Ctrl-C while parpy shuts down ends the process at once, as
+        # an unhandled KeyboardInterrupt would.
+        import os
+        import signal
+        _flush_std()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    _interrupt_all()
+    raise KeyboardInterrupt
+
+
+def _flush_std():
+    for s in (_sys.stdout, _sys.stderr):
+        try:
+            s.flush()
+        except Exception:
+            pass
 
 
 def _settle(fut, status, payload):
@@ -675,8 +720,7 @@ def _settle(fut, status, payload):
         if ok:
             fut.set_result(value)
         elif status == 3:
-            if fut.cancel():
-                fut.set_running_or_notify_cancel()
+            fut.cancel()
         else:
             fut.set_exception(value)
     except Exception:
@@ -686,9 +730,13 @@ def _settle(fut, status, payload):
 def _shutdown_all():
     global _finalizing
     _finalizing = True
+    last = getattr(_sys, "last_exc", None)
+    if isinstance(last, KeyboardInterrupt):
+        _interrupt_all()  # the script died of Ctrl-C: do not finish its work
     for ex in list(_live):
-        ex.shutdown(wait=True)
+        ex._shutdown = True
     _pool_shutdown_all()
+    _live.clear()
     if _collector is not None:
         _collect_stop()
         _collector.join()
@@ -802,8 +850,8 @@ def _define_executor():
             if pool is None:
                 return _Inline().submit(fn, *args, **kwargs)
             fid, spec = _func_spec(fn)
-            fut = cf.Future()
             tag = _new_tag()
+            fut = _Future(pool, tag)
             _pending[tag] = fut
             try:
                 _submit(pool, fid, spec, args, kwargs or None, tag)
@@ -878,6 +926,10 @@ def _define_executor():
                 self._shutdown = True
                 pool = self._pool
             if pool is not None:
+                if cancel_futures:
+                    for fut in list(_pending.values()):
+                        if fut._parpy_job[0] == pool:
+                            fut.cancel()
                 _pool_shutdown(pool, wait, cancel_futures)
                 if wait:
                     _live.discard(self)
@@ -894,6 +946,22 @@ def _define_executor():
                     self.shutdown(wait=False)
                 except Exception:
                     pass
+
+    class _Future(cf.Future):
+        """A Future whose ``cancel()`` also stops the task if it is running."""
+
+        def __init__(self, pool, tag):
+            super().__init__()
+            self._parpy_job = (pool, tag)
+
+        def cancel(self):
+            if self.done():
+                return self.cancelled()
+            if not super().cancel():
+                return False
+            _cancel(*self._parpy_job)
+            self.set_running_or_notify_cancel()
+            return True
 
     def _chunks(call, n, end):
         """``(start, values, outcomes)`` per finished chunk; writes output."""
@@ -955,9 +1023,7 @@ def _report_init_failure(fut):
 
 
 def _new_tag():
-    global _next_tag
-    _next_tag += 1
-    return _next_tag
+    return _next_id()
 
 
 def _new_tags(n):
