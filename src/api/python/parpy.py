@@ -928,7 +928,7 @@ def _define_executor():
             if pool is not None:
                 if cancel_futures:
                     for fut in list(_pending.values()):
-                        if fut._parpy_job[0] == pool:
+                        if getattr(fut, "_parpy_job", (None,))[0] == pool:
                             fut.cancel()
                 _pool_shutdown(pool, wait, cancel_futures)
                 if wait:

@@ -1,0 +1,80 @@
+//! Bad days: Ctrl-C, stopping running tasks, timeouts, bad input.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn script(name: &str) -> std::path::PathBuf {
+    scripts().join("resilience").join(name)
+}
+
+/// Starts `parpy -j 2 ctrl_c.py [args]`, waits for "ready", sends SIGINT and
+/// returns (seconds from the signal to the process's end, exit code, stdout, stderr).
+fn interrupt_run(args: &[&str]) -> (f64, i32, Vec<String>, String) {
+    let mut child = Run::parpy()
+        .args(["-j", "2"])
+        .arg(script("ctrl_c.py"))
+        .args(args)
+        .command()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut lines = Vec::new();
+    for l in out.lines() {
+        lines.push(l.unwrap());
+    }
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let status = child.wait().unwrap();
+    (t.elapsed().as_secs_f64(), exit_code(&status), lines, err)
+}
+
+#[test]
+fn ctrl_c_interrupts_workers_and_dies_like_python() {
+    let (secs, code, _out, err) = interrupt_run(&[]);
+    assert_eq!(code, -libc::SIGINT, "{err}");
+    assert!(err.contains("KeyboardInterrupt"), "{err}");
+    assert!(secs < 5.0, "took {secs} s to stop after Ctrl-C");
+}
+
+#[test]
+fn ctrl_c_can_be_caught_and_the_pool_reused() {
+    let (_, code, out, err) = interrupt_run(&["catch"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out[0].starts_with("caught "), "{out:?}");
+    assert_eq!(out[1], "again [45, 190]", "{out:?}");
+}
+
+#[test]
+fn repeated_ctrl_c_never_hangs_or_aborts() {
+    for _ in 0..10 {
+        let (secs, code, _, err) = interrupt_run(&[]);
+        assert_eq!(code, -libc::SIGINT, "{err}");
+        assert!(!err.contains("Fatal Python error") && !err.contains("panicked"), "{err}");
+        assert!(secs < 5.0);
+    }
+}
+
+#[test]
+fn running_tasks_can_be_stopped() {
+    let o = Run::parpy().arg(script("stop_tasks.py")).run();
+    assert_eq!(
+        ok(&o),
+        "cancel stops a running task: True\nmap timeout: TimeoutError\nworkers free after the timeout: True\n\
+         result timeout: TimeoutError\nshutdown(cancel_futures=True) fast: True True\n",
+        "{}",
+        o.stderr
+    );
+}
