@@ -20,13 +20,18 @@ use clap::Parser;
     about = "Run Python scripts with true parallelism: own-GIL sub-interpreters on OS threads.",
     after_help = "Every python option (-c, -m, -i, -I, -E, -s, -S, -u, -O, -B, -W, -X, -P, -q, -V, -h …) \
 works after parpy's options, exactly as with python3. `parpy -h` shows python's own option list.\n\n\
-Environment:\n  PARPY_WORKERS=N   worker count when -j is not given\n  PARPY_PYTHON=PATH (build time) the python3.X to build against"
+Environment:\n  PARPY_WORKERS=N   worker count when -j is not given\n  PARPY_FALLBACK=M  --fallback when it is not given\n  PARPY_PYTHON=PATH (build time) the python3.X to build against"
 )]
 pub struct Options {
     /// Number of worker sub-interpreters in the parallel pool (default: the CPUs this process may use)
     #[arg(short = 'j', long = "workers", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub workers: Option<u32>,
+
+    /// Where tasks go whose modules refuse sub-interpreters (numpy, PyO3 extensions):
+    /// worker processes, the main interpreter, or nowhere (raise ImportError)
+    #[arg(long, value_name = "MODE", value_parser = ["process", "main", "error"])]
+    pub fallback: Option<String>,
 
     /// Print parpy's version and the embedded Python's version, then exit
     #[arg(long)]
@@ -62,8 +67,10 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
     let mut i = 0;
     while i < rest.len() {
         let a = rest[i].to_string_lossy();
-        let takes_value = a == "-j" || a == "--workers";
-        let inline = (a.starts_with("-j") && a.len() > 2) || a.starts_with("--workers=");
+        let takes_value = a == "-j" || a == "--workers" || a == "--fallback";
+        let inline = (a.starts_with("-j") && a.len() > 2)
+            || a.starts_with("--workers=")
+            || a.starts_with("--fallback=");
         let flag = a == "--version" || a == "--help";
         if takes_value {
             prefix.push(rest[i].clone());
@@ -81,7 +88,11 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
     let python_args = rest[i.min(rest.len())..].to_vec();
     let options = Options::try_parse_from(prefix).map_err(|e| {
         let text = e.render().to_string();
-        let first = text.lines().next().unwrap_or("invalid option").trim_start_matches("error: ");
+        let first = text
+            .lines()
+            .next()
+            .unwrap_or("invalid option")
+            .trim_start_matches("error: ");
         UsageError(first.to_string())
     })?;
     Ok(Command {

@@ -17,6 +17,7 @@ pub fn run(cmd: Command) -> Result<i32> {
         None => runtime::workers_from_env().map_err(anyhow::Error::msg)?,
     };
     runtime::set_default_workers(workers);
+    runtime::set_fallback(cmd.options.fallback.as_deref()).map_err(anyhow::Error::msg)?;
 
     let exe = resolve_executable(&cmd.argv0).context("cannot locate the parpy executable")?;
     // CPython finds a virtualenv (pyvenv.cfg) next to the executable it is told
@@ -78,6 +79,7 @@ fn activated_venv(exe: &Path) -> Option<PathBuf> {
         return None;
     }
     let dir = exe.parent()?;
-    let own = dir.join("pyvenv.cfg").is_file() || dir.parent().is_some_and(|d| d.join("pyvenv.cfg").is_file());
+    let own = dir.join("pyvenv.cfg").is_file()
+        || dir.parent().is_some_and(|d| d.join("pyvenv.cfg").is_file());
     (!own).then_some(venv)
 }

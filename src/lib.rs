@@ -31,7 +31,11 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<i32> {
         return Ok(0);
     }
     if cmd.options.version {
-        println!("parpy {} (Python {})", env!("CARGO_PKG_VERSION"), ffi::embed::python_version());
+        println!(
+            "parpy {} (Python {})",
+            env!("CARGO_PKG_VERSION"),
+            ffi::embed::python_version()
+        );
         return Ok(0);
     }
     launcher::run(cmd)

@@ -15,31 +15,110 @@ use crate::transfer::{Value, decode, encode};
 
 /// The functions, in the order they are added to the module.
 pub(super) static FUNCTIONS: &[NativeFn] = &[
-    NativeFn { name: c"_worker_id", f: worker_id },
-    NativeFn { name: c"_next_id", f: next_id },
-    NativeFn { name: c"_cancel", f: cancel },
-    NativeFn { name: c"_interrupt_all", f: interrupt_all },
-    NativeFn { name: c"_default_workers", f: default_workers },
-    NativeFn { name: c"_script_path", f: script_path },
-    NativeFn { name: c"_set_exit_code", f: set_exit_code },
-    NativeFn { name: c"_emit", f: emit },
-    NativeFn { name: c"_pool_start", f: pool_start },
-    NativeFn { name: c"_pool_init", f: pool_init },
-    NativeFn { name: c"_pool_shutdown", f: pool_shutdown },
-    NativeFn { name: c"_pool_shutdown_all", f: pool_shutdown_all },
-    NativeFn { name: c"_submit", f: submit },
-    NativeFn { name: c"_collect", f: collect },
-    NativeFn { name: c"_collect_stop", f: collect_stop },
-    NativeFn { name: c"_map_start", f: map_start },
-    NativeFn { name: c"_spmd_start", f: spmd_start },
-    NativeFn { name: c"_map_next", f: map_next },
-    NativeFn { name: c"_call_end", f: call_end },
-    NativeFn { name: c"_queue_new", f: queue_new },
-    NativeFn { name: c"_queue_attach", f: queue_attach },
-    NativeFn { name: c"_queue_release", f: queue_release },
-    NativeFn { name: c"_queue_put", f: queue_put },
-    NativeFn { name: c"_queue_get", f: queue_get },
-    NativeFn { name: c"_queue_len", f: queue_len },
+    NativeFn {
+        name: c"_worker_id",
+        f: worker_id,
+    },
+    NativeFn {
+        name: c"_next_id",
+        f: next_id,
+    },
+    NativeFn {
+        name: c"_cancel",
+        f: cancel,
+    },
+    NativeFn {
+        name: c"_interrupt_all",
+        f: interrupt_all,
+    },
+    NativeFn {
+        name: c"_default_workers",
+        f: default_workers,
+    },
+    NativeFn {
+        name: c"_fallback_mode",
+        f: fallback_mode,
+    },
+    NativeFn {
+        name: c"_script_path",
+        f: script_path,
+    },
+    NativeFn {
+        name: c"_set_exit_code",
+        f: set_exit_code,
+    },
+    NativeFn {
+        name: c"_emit",
+        f: emit,
+    },
+    NativeFn {
+        name: c"_pool_start",
+        f: pool_start,
+    },
+    NativeFn {
+        name: c"_pool_init",
+        f: pool_init,
+    },
+    NativeFn {
+        name: c"_pool_shutdown",
+        f: pool_shutdown,
+    },
+    NativeFn {
+        name: c"_pool_shutdown_all",
+        f: pool_shutdown_all,
+    },
+    NativeFn {
+        name: c"_submit",
+        f: submit,
+    },
+    NativeFn {
+        name: c"_collect",
+        f: collect,
+    },
+    NativeFn {
+        name: c"_collect_stop",
+        f: collect_stop,
+    },
+    NativeFn {
+        name: c"_map_start",
+        f: map_start,
+    },
+    NativeFn {
+        name: c"_spmd_start",
+        f: spmd_start,
+    },
+    NativeFn {
+        name: c"_map_next",
+        f: map_next,
+    },
+    NativeFn {
+        name: c"_call_end",
+        f: call_end,
+    },
+    NativeFn {
+        name: c"_queue_new",
+        f: queue_new,
+    },
+    NativeFn {
+        name: c"_queue_attach",
+        f: queue_attach,
+    },
+    NativeFn {
+        name: c"_queue_release",
+        f: queue_release,
+    },
+    NativeFn {
+        name: c"_queue_put",
+        f: queue_put,
+    },
+    NativeFn {
+        name: c"_queue_get",
+        f: queue_get,
+    },
+    NativeFn {
+        name: c"_queue_len",
+        f: queue_len,
+    },
 ];
 
 // ----- process-wide state of the main interpreter's side -------------------
@@ -78,14 +157,23 @@ pub fn exit_code_override() -> Option<i32> {
 // ----- argument helpers ----------------------------------------------------
 
 fn arg<'a>(gil: Gil<'_>, args: &'a [Obj], i: usize) -> PyResult<&'a Obj> {
-    args.get(i)
-        .ok_or_else(|| PyErr::new(gil, ExcKind::TypeError, "parpy: missing argument to a native function"))
+    args.get(i).ok_or_else(|| {
+        PyErr::new(
+            gil,
+            ExcKind::TypeError,
+            "parpy: missing argument to a native function",
+        )
+    })
 }
 
 fn arg_u64(gil: Gil<'_>, args: &[Obj], i: usize) -> PyResult<u64> {
     match arg(gil, args, i)?.as_i64(gil)? {
         Some(v) if v >= 0 => Ok(v as u64),
-        _ => Err(PyErr::new(gil, ExcKind::ValueError, "parpy: expected a non-negative int")),
+        _ => Err(PyErr::new(
+            gil,
+            ExcKind::ValueError,
+            "parpy: expected a non-negative int",
+        )),
     }
 }
 
@@ -97,7 +185,11 @@ fn arg_timeout(gil: Gil<'_>, args: &[Obj], i: usize) -> PyResult<Option<Duration
     }
     let secs = o.as_f64(gil)?;
     if secs.is_nan() {
-        return Err(PyErr::new(gil, ExcKind::ValueError, "timeout must be a number"));
+        return Err(PyErr::new(
+            gil,
+            ExcKind::ValueError,
+            "timeout must be a number",
+        ));
     }
     Ok(Some(Duration::from_secs_f64(secs.clamp(0.0, 1e9))))
 }
@@ -107,7 +199,13 @@ fn pool(gil: Gil<'_>, id: u64) -> PyResult<Arc<Pool>> {
         .get_or_insert_with(HashMap::new)
         .get(&id)
         .cloned()
-        .ok_or_else(|| PyErr::new(gil, ExcKind::RuntimeError, "cannot schedule new futures after shutdown"))
+        .ok_or_else(|| {
+            PyErr::new(
+                gil,
+                ExcKind::RuntimeError,
+                "cannot schedule new futures after shutdown",
+            )
+        })
 }
 
 fn pool_err(gil: Gil<'_>, e: runtime::PoolError) -> PyErr {
@@ -121,7 +219,9 @@ fn func(gil: Gil<'_>, fid: u64, spec: &Obj) -> PyResult<Arc<FuncRef>> {
     }
     let spec = encode(gil, spec).map_err(|e| e.into_type_error(gil, "the function", "function"))?;
     let f = Arc::new(FuncRef { id: fid, spec });
-    lock(&FUNCS).get_or_insert_with(HashMap::new).insert(fid, Arc::clone(&f));
+    lock(&FUNCS)
+        .get_or_insert_with(HashMap::new)
+        .insert(fid, Arc::clone(&f));
     Ok(f)
 }
 
@@ -131,7 +231,9 @@ fn encode_args(gil: Gil<'_>, args: &Obj) -> PyResult<Value> {
     for (i, a) in args.seq_items().iter().enumerate() {
         match encode(gil, a) {
             Ok(v) => out.push(v),
-            Err(e) => return Err(e.into_type_error(gil, &format!("argument {i}"), &a.type_name(gil))),
+            Err(e) => {
+                return Err(e.into_type_error(gil, &format!("argument {i}"), &a.type_name(gil)));
+            }
         }
     }
     Ok(Value::Tuple(out))
@@ -147,7 +249,11 @@ fn encode_kwargs(gil: Gil<'_>, kwargs: &Obj) -> PyResult<Value> {
         match encode(gil, &v) {
             Ok(val) => out.push((Value::Str(name), val)),
             Err(e) => {
-                return Err(e.into_type_error(gil, &format!("keyword argument '{name}'"), &v.type_name(gil)));
+                return Err(e.into_type_error(
+                    gil,
+                    &format!("keyword argument '{name}'"),
+                    &v.type_name(gil),
+                ));
             }
         }
     }
@@ -178,16 +284,22 @@ fn outcome_obj(gil: Gil<'_>, o: &Outcome) -> PyResult<Obj> {
 /// `(2, tag, start, [values…] | None, None | [(status, payload)…])`.
 fn event_obj(gil: Gil<'_>, ev: &Event) -> PyResult<Option<Obj>> {
     Ok(Some(match ev {
-        Event::Output { stream, text } => {
-            gil.tuple(vec![gil.int(0)?, gil.int(*stream as i64)?, gil.str_lossless(text)?])?
-        }
+        Event::Output { stream, text } => gil.tuple(vec![
+            gil.int(0)?,
+            gil.int(*stream as i64)?,
+            gil.str_lossless(text)?,
+        ])?,
         Event::Done { tag, outcome } => {
             let o = outcome_obj(gil, outcome)?.seq_items();
             let mut items = vec![gil.int(1)?, gil.int(*tag as i64)?];
             items.extend(o);
             gil.tuple(items)?
         }
-        Event::Chunk { tag, start, outcomes } => {
+        Event::Chunk {
+            tag,
+            start,
+            outcomes,
+        } => {
             // All values (the common case) as one list; else (status, payload) per item.
             let mut values = Vec::with_capacity(outcomes.len());
             for o in outcomes {
@@ -203,10 +315,19 @@ fn event_obj(gil: Gil<'_>, ev: &Event) -> PyResult<Option<Obj>> {
                 (gil.list(values)?, gil.none())
             } else {
                 drop(values);
-                let list = outcomes.iter().map(|o| outcome_obj(gil, o)).collect::<PyResult<Vec<_>>>()?;
+                let list = outcomes
+                    .iter()
+                    .map(|o| outcome_obj(gil, o))
+                    .collect::<PyResult<Vec<_>>>()?;
                 (gil.none(), gil.list(list)?)
             };
-            gil.tuple(vec![gil.int(2)?, gil.int(*tag as i64)?, gil.int(*start as i64)?, values, outcomes])?
+            gil.tuple(vec![
+                gil.int(2)?,
+                gil.int(*tag as i64)?,
+                gil.int(*start as i64)?,
+                values,
+                outcomes,
+            ])?
         }
         Event::Stop => return Ok(None),
     }))
@@ -215,7 +336,11 @@ fn event_obj(gil: Gil<'_>, ev: &Event) -> PyResult<Option<Obj>> {
 /// Waits for events on `rx` without holding the GIL, waking every 50 ms to
 /// run signal handlers (so Ctrl-C interrupts a waiting main thread).
 /// Returns what arrived (possibly empty on timeout); `None` when the channel closed.
-fn wait_events(gil: Gil<'_>, rx: &Receiver<Event>, timeout: Option<Duration>) -> PyResult<Option<Vec<Event>>> {
+fn wait_events(
+    gil: Gil<'_>,
+    rx: &Receiver<Event>,
+    timeout: Option<Duration>,
+) -> PyResult<Option<Vec<Event>>> {
     const SLICE: Duration = Duration::from_millis(50);
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
@@ -269,7 +394,11 @@ fn cancel(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
 
 /// `_interrupt_all()`: Ctrl-C: every pending job is cancelled, every running one interrupted.
 fn interrupt_all(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
-    let pools: Vec<Arc<Pool>> = lock(&POOLS).get_or_insert_with(HashMap::new).values().cloned().collect();
+    let pools: Vec<Arc<Pool>> = lock(&POOLS)
+        .get_or_insert_with(HashMap::new)
+        .values()
+        .cloned()
+        .collect();
     for call in lock(&CALLS).get_or_insert_with(HashMap::new).values() {
         call.cancel.store(true, Ordering::SeqCst);
     }
@@ -292,6 +421,10 @@ fn worker_id(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
 
 fn default_workers(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
     gil.int(runtime::default_workers() as i64)
+}
+
+fn fallback_mode(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
+    gil.str(runtime::fallback().name())
 }
 
 fn script_path(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
@@ -317,7 +450,8 @@ fn emit(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
 /// `_pool_start(size, setup) -> pool id`.
 fn pool_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let size = arg_u64(gil, args, 0)? as usize;
-    let setup = encode(gil, arg(gil, args, 1)?).map_err(|e| e.into_type_error(gil, "the worker set-up", "dict"))?;
+    let setup = encode(gil, arg(gil, args, 1)?)
+        .map_err(|e| e.into_type_error(gil, "the worker set-up", "dict"))?;
     let global = futures_channel().0.clone();
     let p = Pool::start(size, setup, global).map_err(|e| pool_err(gil, e))?;
     let id = runtime::next_id();
@@ -335,7 +469,9 @@ fn pool_init(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
         let job = Job {
             group: runtime::next_id(),
             func: Arc::clone(&f),
-            payload: Payload::Init { args: initargs.clone() },
+            payload: Payload::Init {
+                args: initargs.clone(),
+            },
             reply: Reply {
                 tx: futures_channel().0.clone(),
                 tag: tag.as_i64(gil)?.unwrap_or(0) as u64,
@@ -352,7 +488,10 @@ fn pool_shutdown(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let id = arg_u64(gil, args, 0)?;
     let wait = arg(gil, args, 1)?.is_true(gil)?;
     let cancel = arg(gil, args, 2)?.is_true(gil)?;
-    let p = lock(&POOLS).get_or_insert_with(HashMap::new).get(&id).cloned();
+    let p = lock(&POOLS)
+        .get_or_insert_with(HashMap::new)
+        .get(&id)
+        .cloned();
     if let Some(p) = p {
         if cancel {
             p.cancel_pending();
@@ -378,7 +517,11 @@ fn wait_for_workers(gil: Gil<'_>, p: &Pool) -> PyResult<()> {
 
 /// `_pool_shutdown_all()`: at exit, ends every pool and joins its threads.
 fn pool_shutdown_all(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
-    let pools: Vec<Arc<Pool>> = lock(&POOLS).get_or_insert_with(HashMap::new).values().cloned().collect();
+    let pools: Vec<Arc<Pool>> = lock(&POOLS)
+        .get_or_insert_with(HashMap::new)
+        .values()
+        .cloned()
+        .collect();
     for p in &pools {
         p.close();
     }
@@ -400,14 +543,19 @@ fn submit(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let job = Job {
         group: tag,
         func: f,
-        payload: Payload::Call { args: call_args, kwargs },
+        payload: Payload::Call {
+            args: call_args,
+            kwargs,
+        },
         reply: Reply {
             tx: futures_channel().0.clone(),
             tag,
         },
         cancel: Some(Arc::clone(&flag)),
     };
-    lock(&FUTURES).get_or_insert_with(HashMap::new).insert(tag, flag);
+    lock(&FUTURES)
+        .get_or_insert_with(HashMap::new)
+        .insert(tag, flag);
     if let Err(e) = p.submit(job) {
         lock(&FUTURES).get_or_insert_with(HashMap::new).remove(&tag);
         return Err(pool_err(gil, e));
@@ -482,7 +630,13 @@ fn map_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     for (i, item) in items.iter().enumerate() {
         match encode(gil, item) {
             Ok(v) => values.push(v),
-            Err(e) => return Err(e.into_type_error(gil, &format!("item {i} of the input"), &item.type_name(gil))),
+            Err(e) => {
+                return Err(e.into_type_error(
+                    gil,
+                    &format!("item {i} of the input"),
+                    &item.type_name(gil),
+                ));
+            }
         }
     }
     drop(items);
@@ -495,8 +649,15 @@ fn map_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
         let job = Job {
             group: id,
             func: Arc::clone(&f),
-            payload: Payload::Chunk { start, items: batch, star },
-            reply: Reply { tx: tx.clone(), tag: id },
+            payload: Payload::Chunk {
+                start,
+                items: batch,
+                star,
+            },
+            reply: Reply {
+                tx: tx.clone(),
+                tag: id,
+            },
             cancel: Some(Arc::clone(&cancel)),
         };
         if let Err(e) = p.submit(job) {
@@ -514,7 +675,11 @@ fn spmd_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let f = func(gil, arg_u64(gil, args, 1)?, arg(gil, args, 2)?)?;
     let call_args = encode_args(gil, arg(gil, args, 3)?)?;
     let kwargs = encode_kwargs(gil, arg(gil, args, 4)?)?;
-    let kwargs = if kwargs == Value::None { Value::Dict(Vec::new()) } else { kwargs };
+    let kwargs = if kwargs == Value::None {
+        Value::Dict(Vec::new())
+    } else {
+        kwargs
+    };
     let queue = arg_u64(gil, args, 5)?;
     let (id, tx, cancel) = new_call(&p);
     for rank in 0..p.size() {
@@ -528,7 +693,10 @@ fn spmd_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
                 kwargs: kwargs.clone(),
                 queue,
             },
-            reply: Reply { tx: tx.clone(), tag: rank as u64 },
+            reply: Reply {
+                tx: tx.clone(),
+                tag: rank as u64,
+            },
             cancel: Some(Arc::clone(&cancel)),
         };
         if let Err(e) = p.submit_to(rank, job) {
@@ -549,7 +717,10 @@ fn map_next(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
         .map(|c| c.rx.clone())
         .ok_or_else(|| PyErr::new(gil, ExcKind::RuntimeError, "parpy: this call has ended"))?;
     let evs = wait_events(gil, &rx, timeout)?.unwrap_or_default();
-    let out = evs.iter().filter_map(|ev| event_obj(gil, ev).transpose()).collect::<PyResult<Vec<_>>>()?;
+    let out = evs
+        .iter()
+        .filter_map(|ev| event_obj(gil, ev).transpose())
+        .collect::<PyResult<Vec<_>>>()?;
     gil.list(out)
 }
 
@@ -618,7 +789,8 @@ fn interruptible<T: Send>(
 fn queue_put(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let id = arg_u64(gil, args, 0)?;
     let item = arg(gil, args, 1)?;
-    let value = encode(gil, item).map_err(|e| e.into_type_error(gil, "the queue item", &item.type_name(gil)))?;
+    let value = encode(gil, item)
+        .map_err(|e| e.into_type_error(gil, "the queue item", &item.type_name(gil)))?;
     let timeout = arg_timeout(gil, args, 2)?;
     let mut slot = Some(value);
     let done = interruptible(

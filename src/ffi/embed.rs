@@ -21,7 +21,9 @@ pub struct MainConfig<'a> {
 pub fn python_version() -> String {
     // SAFETY: Py_GetVersion returns a static string and may be called before
     // the interpreter is initialised.
-    unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Initialises the main interpreter from `cfg`, runs `setup` in it, then runs
@@ -49,7 +51,8 @@ pub fn run_main(cfg: &MainConfig<'_>, setup: impl FnOnce(Gil<'_>) -> PyResult<()
         }
         if let Some(exe) = cfg.executable {
             let c = CString::new(exe.as_os_str().as_bytes()).unwrap_or_default();
-            let status = ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, c.as_ptr());
+            let status =
+                ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, c.as_ptr());
             if let Some(code) = status_exit(&mut config, status) {
                 return code;
             }

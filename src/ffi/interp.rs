@@ -33,7 +33,9 @@ pub fn run_in_new_interpreter<T: Send>(f: impl FnOnce(Gil<'_>) -> T) -> Result<T
             "unknown error".to_string()
         } else {
             // SAFETY: err_msg points at a static C string.
-            unsafe { CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(status.err_msg) }
+                .to_string_lossy()
+                .into_owned()
         };
         return Err(format!("could not create a sub-interpreter: {msg}"));
     }
@@ -97,7 +99,8 @@ pub unsafe fn interrupt(h: &InterpHandle, still_wanted: impl FnOnce() -> bool) -
             return false;
         }
         ffi::PyEval_RestoreThread(ts);
-        let set = still_wanted() && ffi::PyThreadState_SetAsyncExc(h.thread_id as _, ffi::PyExc_KeyboardInterrupt) > 0;
+        let set = still_wanted()
+            && ffi::PyThreadState_SetAsyncExc(h.thread_id as _, ffi::PyExc_KeyboardInterrupt) > 0;
         ffi::PyThreadState_Clear(ts);
         ffi::PyThreadState_DeleteCurrent();
         set

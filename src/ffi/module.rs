@@ -113,7 +113,11 @@ extern "C" fn module_exec(module: *mut ffi::PyObject) -> std::os::raw::c_int {
             let func = unsafe {
                 let cap = Obj::result(
                     gil,
-                    ffi::PyCapsule_New((nf as *const NativeFn).cast_mut().cast(), CAPSULE.as_ptr(), None),
+                    ffi::PyCapsule_New(
+                        (nf as *const NativeFn).cast_mut().cast(),
+                        CAPSULE.as_ptr(),
+                        None,
+                    ),
                 )?;
                 let def = (&defs[i] as *const ffi::PyMethodDef).cast_mut();
                 Obj::result(gil, ffi::PyCFunction_NewEx(def, cap.ptr(), ptr::null_mut()))?
@@ -144,7 +148,9 @@ unsafe extern "C" fn trampoline(
         if nf.is_null() {
             return ptr::null_mut();
         }
-        let argv: Vec<Obj> = (0..nargs as usize).map(|i| Obj::from_borrowed(*args.add(i))).collect();
+        let argv: Vec<Obj> = (0..nargs as usize)
+            .map(|i| Obj::from_borrowed(*args.add(i)))
+            .collect();
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ((*nf).f)(gil, &argv)));
         drop(argv);
         match out {
@@ -154,7 +160,12 @@ unsafe extern "C" fn trampoline(
                 ptr::null_mut()
             }
             Err(_) => {
-                PyErr::new(gil, super::ExcKind::RuntimeError, "parpy: internal error (Rust panic)").restore(gil);
+                PyErr::new(
+                    gil,
+                    super::ExcKind::RuntimeError,
+                    "parpy: internal error (Rust panic)",
+                )
+                .restore(gil);
                 ptr::null_mut()
             }
         }

@@ -104,7 +104,12 @@ impl<'py> Gil<'py> {
     pub fn int_from_str(&self, text: &str) -> PyResult<Obj> {
         let c = self.cstring(text)?;
         // SAFETY: attached; `c` is NUL-terminated and outlives the call.
-        unsafe { Obj::result(*self, ffi::PyLong_FromString(c.as_ptr(), std::ptr::null_mut(), 10)) }
+        unsafe {
+            Obj::result(
+                *self,
+                ffi::PyLong_FromString(c.as_ptr(), std::ptr::null_mut(), 10),
+            )
+        }
     }
 
     pub fn float(&self, v: f64) -> PyResult<Obj> {
@@ -208,13 +213,17 @@ impl<'py> Gil<'py> {
                 *self,
                 ffi::Py_CompileString(src.as_ptr(), name.as_ptr(), ffi::Py_file_input),
             )?;
-            Obj::result(*self, ffi::PyEval_EvalCode(code.ptr(), globals.ptr(), globals.ptr()))?;
+            Obj::result(
+                *self,
+                ffi::PyEval_EvalCode(code.ptr(), globals.ptr(), globals.ptr()),
+            )?;
         }
         Ok(())
     }
 
     fn cstring(&self, s: &str) -> PyResult<CString> {
-        CString::new(s).map_err(|_| PyErr::new(*self, ExcKind::ValueError, "embedded NUL character"))
+        CString::new(s)
+            .map_err(|_| PyErr::new(*self, ExcKind::ValueError, "embedded NUL character"))
     }
 }
 
@@ -352,7 +361,11 @@ impl Obj {
         let b = unsafe {
             Obj::result(
                 gil,
-                ffi::PyUnicode_AsEncodedString(self.ptr(), c"utf-8".as_ptr(), c"surrogatepass".as_ptr()),
+                ffi::PyUnicode_AsEncodedString(
+                    self.ptr(),
+                    c"utf-8".as_ptr(),
+                    c"surrogatepass".as_ptr(),
+                ),
             )?
         };
         Ok(b.as_bytes(gil)?.to_vec())
@@ -378,11 +391,15 @@ impl Obj {
             match self.kind() {
                 Kind::Tuple => {
                     let n = ffi::PyTuple_GET_SIZE(self.ptr());
-                    (0..n).map(|i| Obj::from_borrowed(ffi::PyTuple_GET_ITEM(self.ptr(), i))).collect()
+                    (0..n)
+                        .map(|i| Obj::from_borrowed(ffi::PyTuple_GET_ITEM(self.ptr(), i)))
+                        .collect()
                 }
                 Kind::List => {
                     let n = ffi::PyList_GET_SIZE(self.ptr());
-                    (0..n).map(|i| Obj::from_borrowed(ffi::PyList_GET_ITEM(self.ptr(), i))).collect()
+                    (0..n)
+                        .map(|i| Obj::from_borrowed(ffi::PyList_GET_ITEM(self.ptr(), i)))
+                        .collect()
                 }
                 _ => Vec::new(),
             }
@@ -457,7 +474,12 @@ impl Obj {
         unsafe {
             Obj::result(
                 gil,
-                ffi::PyObject_Vectorcall(self.ptr(), ptrs.as_ptr(), ptrs.len(), std::ptr::null_mut()),
+                ffi::PyObject_Vectorcall(
+                    self.ptr(),
+                    ptrs.as_ptr(),
+                    ptrs.len(),
+                    std::ptr::null_mut(),
+                ),
             )
         }
     }
@@ -508,7 +530,11 @@ impl PyErr {
         // SAFETY: new reference or NULL.
         match unsafe { Obj::from_owned(p) } {
             Some(o) => PyErr(o),
-            None => PyErr::new(gil, ExcKind::RuntimeError, "error return without exception set"),
+            None => PyErr::new(
+                gil,
+                ExcKind::RuntimeError,
+                "error return without exception set",
+            ),
         }
     }
 

@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crossbeam_channel::Sender;
 
 pub use pool::{Pool, PoolError};
-pub use queue::{QueueError, queue_attach, queue_get, queue_len, queue_new, queue_put, queue_release};
+pub use queue::{
+    QueueError, queue_attach, queue_get, queue_len, queue_new, queue_put, queue_release,
+};
 pub use worker::{current_worker, emit_output};
 
 use crate::transfer::Value;
@@ -37,9 +39,19 @@ pub enum Payload {
     /// `f(*args, **kwargs)`.
     Call { args: Value, kwargs: Value },
     /// `f(item)` (or `f(*item)` when `star`) for consecutive items of a map.
-    Chunk { start: usize, items: Vec<Value>, star: bool },
+    Chunk {
+        start: usize,
+        items: Vec<Value>,
+        star: bool,
+    },
     /// `f(ctx, *args, **kwargs)` on one rank of an SPMD run.
-    Spmd { rank: usize, size: usize, args: Value, kwargs: Value, queue: u64 },
+    Spmd {
+        rank: usize,
+        size: usize,
+        args: Value,
+        kwargs: Value,
+        queue: u64,
+    },
     /// The pool's initializer, once per worker before any task.
     Init { args: Value },
 }
@@ -84,7 +96,11 @@ pub enum Event {
     /// A call or SPMD rank finished.
     Done { tag: u64, outcome: Outcome },
     /// Consecutive items of a map finished.
-    Chunk { tag: u64, start: usize, outcomes: Vec<Outcome> },
+    Chunk {
+        tag: u64,
+        start: usize,
+        outcomes: Vec<Outcome>,
+    },
     /// Asks the futures collector to stop.
     Stop,
 }
@@ -113,6 +129,67 @@ pub fn next_id() -> u64 {
 }
 
 static DEFAULT_WORKERS: OnceLock<Option<usize>> = OnceLock::new();
+static FALLBACK: OnceLock<String> = OnceLock::new();
+
+/// Where tasks go whose modules refuse sub-interpreters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// Worker processes that parpy starts (the default).
+    Process,
+    /// The main interpreter.
+    Main,
+    /// Nowhere: the task fails with the ImportError.
+    Error,
+}
+
+impl Fallback {
+    /// The mode's name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fallback::Process => "process",
+            Fallback::Main => "main",
+            Fallback::Error => "error",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Fallback> {
+        match s {
+            "process" => Some(Fallback::Process),
+            "main" => Some(Fallback::Main),
+            "error" => Some(Fallback::Error),
+            _ => None,
+        }
+    }
+}
+
+/// Records `--fallback`, else `PARPY_FALLBACK`, validating the latter.
+pub fn set_fallback(cli: Option<&str>) -> Result<(), String> {
+    let mode = match cli {
+        Some(m) => m.to_string(),
+        None => match std::env::var("PARPY_FALLBACK") {
+            Ok(v) if !v.trim().is_empty() => {
+                let v = v.trim().to_string();
+                if Fallback::parse(&v).is_none() {
+                    return Err(format!(
+                        "PARPY_FALLBACK must be process, main or error, not {v:?}"
+                    ));
+                }
+                v
+            }
+            _ => "process".into(),
+        },
+    };
+    let _ = FALLBACK.set(mode);
+    Ok(())
+}
+
+/// The fallback mode in force.
+pub fn fallback() -> Fallback {
+    FALLBACK
+        .get()
+        .and_then(|m| Fallback::parse(m))
+        .unwrap_or(Fallback::Process)
+}
 
 /// Records the worker count chosen on the command line or by `PARPY_WORKERS`.
 pub fn set_default_workers(n: Option<usize>) {
@@ -136,7 +213,9 @@ pub fn workers_from_env() -> Result<Option<usize>, String> {
     match std::env::var("PARPY_WORKERS") {
         Ok(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
             Ok(n) if (1..=4096).contains(&n) => Ok(Some(n)),
-            _ => Err(format!("PARPY_WORKERS must be a whole number from 1 to 4096, not {v:?}")),
+            _ => Err(format!(
+                "PARPY_WORKERS must be a whole number from 1 to 4096, not {v:?}"
+            )),
         },
         _ => Ok(None),
     }

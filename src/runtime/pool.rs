@@ -32,19 +32,21 @@ impl WorkerCtl {
             return;
         }
         let ctl = Arc::clone(self);
-        let _ = std::thread::Builder::new().name("parpy-interrupt".into()).spawn(move || {
-            let guard = ctl.handle.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(h) = guard.as_ref() {
-                // SAFETY: the handle is present, so the interpreter is alive, and
-                // it cannot end while we hold the lock; this new thread is detached.
-                unsafe {
-                    interrupt(h, || {
-                        let now = ctl.running.load(Ordering::SeqCst);
-                        now != 0 && (group == 0 || now == group)
-                    })
-                };
-            }
-        });
+        let _ = std::thread::Builder::new()
+            .name("parpy-interrupt".into())
+            .spawn(move || {
+                let guard = ctl.handle.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(h) = guard.as_ref() {
+                    // SAFETY: the handle is present, so the interpreter is alive, and
+                    // it cannot end while we hold the lock; this new thread is detached.
+                    unsafe {
+                        interrupt(h, || {
+                            let now = ctl.running.load(Ordering::SeqCst);
+                            now != 0 && (group == 0 || now == group)
+                        })
+                    };
+                }
+            });
     }
 }
 
@@ -175,14 +177,16 @@ impl Pool {
             match self.exited.recv_timeout(left) {
                 Ok(_) => {
                     // Join every thread that has finished.
-                    let (done, alive): (Vec<_>, Vec<_>) = threads.drain(..).partition(|t| t.is_finished());
+                    let (done, alive): (Vec<_>, Vec<_>) =
+                        threads.drain(..).partition(|t| t.is_finished());
                     *threads = alive;
                     for t in done {
                         let _ = t.join();
                     }
                 }
                 Err(_) => {
-                    let (done, alive): (Vec<_>, Vec<_>) = threads.drain(..).partition(|t| t.is_finished());
+                    let (done, alive): (Vec<_>, Vec<_>) =
+                        threads.drain(..).partition(|t| t.is_finished());
                     *threads = alive;
                     for t in done {
                         let _ = t.join();

@@ -5,8 +5,8 @@
 //! handle (in any interpreter) holds one reference.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, bounded, unbounded};
@@ -41,10 +41,16 @@ fn with<T>(id: u64, f: impl FnOnce(&mut Queue) -> T) -> Result<T, QueueError> {
 
 /// Creates a queue (unbounded when `maxsize` is 0) with one reference.
 pub fn queue_new(maxsize: usize) -> u64 {
-    let (tx, rx) = if maxsize == 0 { unbounded() } else { bounded(maxsize) };
+    let (tx, rx) = if maxsize == 0 {
+        unbounded()
+    } else {
+        bounded(maxsize)
+    };
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let mut guard = QUEUES.lock().unwrap_or_else(|e| e.into_inner());
-    guard.get_or_insert_with(HashMap::new).insert(id, Queue { tx, rx, refs: 1 });
+    guard
+        .get_or_insert_with(HashMap::new)
+        .insert(id, Queue { tx, rx, refs: 1 });
     id
 }
 
@@ -95,4 +101,3 @@ pub fn queue_get(id: u64, timeout: Duration) -> Result<Value, QueueError> {
 pub fn queue_len(id: u64) -> Result<usize, QueueError> {
     with(id, |q| q.rx.len())
 }
-

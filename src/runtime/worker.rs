@@ -8,7 +8,9 @@ use std::sync::atomic::Ordering;
 use crossbeam_channel::{Receiver, Sender, select};
 
 use super::{Event, Job, Outcome, Payload, Reply};
-use crate::ffi::interp::{clear_async_exc, current_handle, current_interpreter_id, run_in_new_interpreter};
+use crate::ffi::interp::{
+    clear_async_exc, current_handle, current_interpreter_id, run_in_new_interpreter,
+};
 use crate::ffi::{Gil, Obj, PyErr, PyResult};
 use crate::transfer::{Value, decode, encode};
 
@@ -46,7 +48,11 @@ pub fn emit_output(gil: Gil<'_>, stream: u8, text: Vec<u8>) -> bool {
     let tx = CURRENT
         .with(|c| c.borrow().as_ref().map(|r| r.tx.clone()))
         .or_else(|| GLOBAL.with(|g| g.borrow().clone()))
-        .or_else(|| interpreter_outputs().get(&current_interpreter_id(gil)).cloned());
+        .or_else(|| {
+            interpreter_outputs()
+                .get(&current_interpreter_id(gil))
+                .cloned()
+        });
     match tx {
         Some(tx) => {
             let _ = tx.send(Event::Output { stream, text });
@@ -58,8 +64,11 @@ pub fn emit_output(gil: Gil<'_>, stream: u8, text: Vec<u8>) -> bool {
 
 /// Output channels by interpreter, for threads that a task started itself.
 fn interpreter_outputs() -> std::sync::MutexGuard<'static, HashMap<i64, Sender<Event>>> {
-    static MAP: std::sync::OnceLock<std::sync::Mutex<HashMap<i64, Sender<Event>>>> = std::sync::OnceLock::new();
-    MAP.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner())
+    static MAP: std::sync::OnceLock<std::sync::Mutex<HashMap<i64, Sender<Event>>>> =
+        std::sync::OnceLock::new();
+    MAP.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 /// Python-side helpers of the worker, looked up once.
@@ -95,20 +104,33 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
     let hooks = match start(gil, ws) {
         Ok(h) => Some(h),
         Err(err) => {
-            broken = Some(format!("worker {} could not start: {}", ws.id, describe(gil, &err)));
+            broken = Some(format!(
+                "worker {} could not start: {}",
+                ws.id,
+                describe(gil, &err)
+            ));
             None
         }
     };
     let mut funcs: HashMap<u64, Obj> = HashMap::new();
     let jobs = Jobs::new(ws.own.clone(), ws.shared.clone());
     loop {
-        let Some(job) = gil.allow_threads(|| jobs.next()) else { break };
-        if job.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+        let Some(job) = gil.allow_threads(|| jobs.next()) else {
+            break;
+        };
+        if job
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
             let _ = job.reply.tx.send(cancelled(&job));
             continue;
         }
         let (Some(hooks), None) = (&hooks, &broken) else {
-            let _ = job.reply.tx.send(failed(&job, broken.as_deref().unwrap_or("worker unavailable")));
+            let _ = job.reply.tx.send(failed(
+                &job,
+                broken.as_deref().unwrap_or("worker unavailable"),
+            ));
             continue;
         };
         CURRENT.with(|c| *c.borrow_mut() = Some(job.reply.clone()));
@@ -138,7 +160,9 @@ fn start(gil: Gil<'_>, ws: &WorkerSetup) -> PyResult<Hooks> {
     let setup = decode(gil, &ws.setup)?;
     let id = gil.int(ws.id as i64)?;
     let size = gil.int(ws.size as i64)?;
-    parpy.getattr(gil, c"_worker_setup")?.call(gil, &[&id, &size, &setup])?;
+    parpy
+        .getattr(gil, c"_worker_setup")?
+        .call(gil, &[&id, &size, &setup])?;
     Ok(Hooks {
         resolve: parpy.getattr(gil, c"_resolve")?,
         pack_exc: parpy.getattr(gil, c"_pack_exc")?,
@@ -147,34 +171,44 @@ fn start(gil: Gil<'_>, ws: &WorkerSetup) -> PyResult<Hooks> {
     })
 }
 
-fn run_job(gil: Gil<'_>, hooks: &Hooks, funcs: &mut HashMap<u64, Obj>, job: &Job, broken: &mut Option<String>) -> Event {
+fn run_job(
+    gil: Gil<'_>,
+    hooks: &Hooks,
+    funcs: &mut HashMap<u64, Obj>,
+    job: &Job,
+    broken: &mut Option<String>,
+) -> Event {
     let tag = job.reply.tag;
     let func = match funcs.get(&job.func.id) {
         Some(f) => f.clone(),
-        None => match decode(gil, &job.func.spec).and_then(|spec| hooks.resolve.call(gil, &[&spec])) {
-            Ok(f) => {
-                funcs.insert(job.func.id, f.clone());
-                f
+        None => {
+            match decode(gil, &job.func.spec).and_then(|spec| hooks.resolve.call(gil, &[&spec])) {
+                Ok(f) => {
+                    funcs.insert(job.func.id, f.clone());
+                    f
+                }
+                Err(err) => {
+                    let outcome = pack(gil, hooks, err);
+                    return match &job.payload {
+                        Payload::Chunk { start, items, .. } => Event::Chunk {
+                            tag,
+                            start: *start,
+                            outcomes: items.iter().map(|_| clone_outcome(&outcome)).collect(),
+                        },
+                        _ => Event::Done { tag, outcome },
+                    };
+                }
             }
-            Err(err) => {
-                let outcome = pack(gil, hooks, err);
-                return match &job.payload {
-                    Payload::Chunk { start, items, .. } => Event::Chunk {
-                        tag,
-                        start: *start,
-                        outcomes: items.iter().map(|_| clone_outcome(&outcome)).collect(),
-                    },
-                    _ => Event::Done { tag, outcome },
-                };
-            }
-        },
+        }
     };
     match &job.payload {
         Payload::Call { args, kwargs } => Event::Done {
             tag,
             outcome: call(gil, hooks, || {
                 let args = decode(gil, args)?;
-                let kwargs = (!matches!(kwargs, Value::None)).then(|| decode(gil, kwargs)).transpose()?;
+                let kwargs = (!matches!(kwargs, Value::None))
+                    .then(|| decode(gil, kwargs))
+                    .transpose()?;
                 func.call_tuple(gil, &args, kwargs.as_ref())
             }),
         },
@@ -183,7 +217,11 @@ fn run_job(gil: Gil<'_>, hooks: &Hooks, funcs: &mut HashMap<u64, Obj>, job: &Job
             for item in items {
                 outcomes.push(call(gil, hooks, || {
                     let item = decode(gil, item)?;
-                    if *star { func.call_tuple(gil, &item, None) } else { func.call(gil, &[&item]) }
+                    if *star {
+                        func.call_tuple(gil, &item, None)
+                    } else {
+                        func.call(gil, &[&item])
+                    }
                 }));
             }
             Event::Chunk {
@@ -206,11 +244,15 @@ fn run_job(gil: Gil<'_>, hooks: &Hooks, funcs: &mut HashMap<u64, Obj>, job: &Job
                 let queue = gil.int(*queue as i64)?;
                 let args = decode(gil, args)?;
                 let kwargs = decode(gil, kwargs)?;
-                hooks.spmd.call(gil, &[&func, &rank, &size, &queue, &args, &kwargs])
+                hooks
+                    .spmd
+                    .call(gil, &[&func, &rank, &size, &queue, &args, &kwargs])
             }),
         },
         Payload::Init { args } => {
-            let outcome = call(gil, hooks, || func.call_tuple(gil, &decode(gil, args)?, None));
+            let outcome = call(gil, hooks, || {
+                func.call_tuple(gil, &decode(gil, args)?, None)
+            });
             if let Outcome::Err(_) | Outcome::Failed(_) = outcome {
                 *broken = Some("the pool's initializer failed in this worker".into());
             }
@@ -236,7 +278,11 @@ fn call(gil: Gil<'_>, hooks: &Hooks, f: impl FnOnce() -> PyResult<Obj>) -> Outco
 /// Packs an exception with `parpy._pack_exc` (type, message, pickled
 /// instance, traceback text) for the main interpreter to rebuild.
 fn pack(gil: Gil<'_>, hooks: &Hooks, err: PyErr) -> Outcome {
-    match hooks.pack_exc.call(gil, &[err.value()]).map(|packed| encode(gil, &packed)) {
+    match hooks
+        .pack_exc
+        .call(gil, &[err.value()])
+        .map(|packed| encode(gil, &packed))
+    {
         Ok(Ok(v)) => Outcome::Err(v),
         _ => Outcome::Failed(describe(gil, &err)),
     }

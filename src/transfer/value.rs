@@ -38,7 +38,12 @@ pub fn encode(gil: Gil<'_>, obj: &Obj) -> Result<Value, EncodeError> {
 
 fn encode_at(gil: Gil<'_>, obj: &Obj, depth: usize) -> PyResult<Value> {
     let kind = obj.kind();
-    if depth >= MAX_NATIVE_DEPTH && matches!(kind, Kind::List | Kind::Tuple | Kind::Dict | Kind::Set | Kind::FrozenSet) {
+    if depth >= MAX_NATIVE_DEPTH
+        && matches!(
+            kind,
+            Kind::List | Kind::Tuple | Kind::Dict | Kind::Set | Kind::FrozenSet
+        )
+    {
         return pickle(gil, obj);
     }
     Ok(match kind {
@@ -60,7 +65,10 @@ fn encode_at(gil: Gil<'_>, obj: &Obj, depth: usize) -> PyResult<Value> {
             let items = obj.dict_items();
             let mut out = Vec::with_capacity(items.len());
             for (k, v) in items {
-                out.push((encode_at(gil, &k, depth + 1)?, encode_at(gil, &v, depth + 1)?));
+                out.push((
+                    encode_at(gil, &k, depth + 1)?,
+                    encode_at(gil, &v, depth + 1)?,
+                ));
             }
             Value::Dict(out)
         }

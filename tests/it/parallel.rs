@@ -43,7 +43,10 @@ fn queue_connects_workers_and_main() {
 
 #[test]
 fn parallel_entry_point_and_gather() {
-    let o = Run::parpy().args(["-j", "3"]).arg(script("spmd_entry.py")).run();
+    let o = Run::parpy()
+        .args(["-j", "3"])
+        .arg(script("spmd_entry.py"))
+        .run();
     let expected = "body runs once, in main\ngathered [{'rank': 0, 'size': 3, 'square': 0, 'wid': 0}, \
                     {'rank': 1, 'size': 3, 'square': 1, 'wid': 1}, {'rank': 2, 'size': 3, 'square': 4, 'wid': 2}]\n";
     assert_eq!(ok(&o), expected, "{}", o.stderr);
@@ -58,8 +61,16 @@ fn parallel_entry_point_failure_is_reported_with_exit_code_1() {
     );
     let o = Run::parpy().args(["-j", "2"]).arg(&p).run();
     assert_eq!(o.code, 1, "{o:#?}");
-    assert!(o.stderr.contains("ValueError: rank one failed"), "{}", o.stderr);
-    assert!(o.stderr.contains("raise ValueError('rank one failed')"), "worker traceback missing: {}", o.stderr);
+    assert!(
+        o.stderr.contains("ValueError: rank one failed"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("raise ValueError('rank one failed')"),
+        "worker traceback missing: {}",
+        o.stderr
+    );
 }
 
 #[test]
@@ -71,7 +82,10 @@ fn parallel_entry_point_skipped_after_sys_exit_or_error() {
     );
     let o = Run::parpy().arg(&exit).run();
     assert_eq!((o.code, o.stdout.as_str()), (4, "body\n"));
-    let err = dir.write("err.py", "def __parallel__(ctx):\n    print('ran')\nraise KeyError('k')\n");
+    let err = dir.write(
+        "err.py",
+        "def __parallel__(ctx):\n    print('ran')\nraise KeyError('k')\n",
+    );
     let o = Run::parpy().arg(&err).run();
     assert_eq!((o.code, o.stdout.as_str()), (1, ""));
     assert!(o.stderr.contains("KeyError: 'k'"));
@@ -79,9 +93,15 @@ fn parallel_entry_point_skipped_after_sys_exit_or_error() {
 
 #[test]
 fn module_refusing_subinterpreters_gives_clear_import_error() {
-    let o = run2("refusing_module.py");
+    let o = Run::parpy()
+        .args(["--fallback=error", "-j", "2"])
+        .arg(script("refusing_module.py"))
+        .run();
     let out = ok(&o);
-    assert!(out.contains("ImportError: module 'readline' cannot be loaded in a parpy worker"), "{out}");
+    assert!(
+        out.contains("ImportError: module 'readline' cannot be loaded in a parpy worker"),
+        "{out}"
+    );
     assert!(out.contains("name: readline\n"), "{out}");
     assert!(out.ends_with("still works: [1, 2]\n"), "{out}");
 }
@@ -113,7 +133,10 @@ fn output_of_two_busy_workers_arrives_in_whole_lines() {
         assert_eq!(parts[0], "worker-line");
         let i: usize = parts[2].parse().unwrap();
         assert_eq!(parts[3], "x".repeat(i % 50), "broken line {line:?}");
-        assert!(seen.insert((parts[1].to_string(), i)), "duplicate line {line:?}");
+        assert!(
+            seen.insert((parts[1].to_string(), i)),
+            "duplicate line {line:?}"
+        );
     }
     assert_eq!(seen.len(), 20_000);
     assert_eq!(out.matches("tail-without-newline").count(), 2);
@@ -142,7 +165,10 @@ fn worker_count_follows_j_and_env() {
     let code = "import parpy; print(parpy.workers(), len(set(parpy.spmd(lambda c: c.rank))))";
     let o = Run::parpy().args(["-j", "3", "-c", code]).run();
     assert_eq!(ok(&o), "3 3\n");
-    let o = Run::parpy().env("PARPY_WORKERS", "2").args(["-c", code]).run();
+    let o = Run::parpy()
+        .env("PARPY_WORKERS", "2")
+        .args(["-c", code])
+        .run();
     assert_eq!(ok(&o), "2 2\n");
 }
 
@@ -157,14 +183,19 @@ fn functions_from_dash_c_travel_with_their_globals() {
 #[test]
 fn a_script_that_never_fans_out_starts_no_worker() {
     let o = Run::parpy()
-        .args(["-c", "import parpy, threading; print(threading.active_count(), parpy.worker_id())"])
+        .args([
+            "-c",
+            "import parpy, threading; print(threading.active_count(), parpy.worker_id())",
+        ])
         .run();
     assert_eq!(ok(&o), "1 None\n");
 }
 
 /// Runs an example with small inputs and returns its stdout.
 fn example(name: &str, args: &[&str]) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name);
     let o = Run::parpy().args(["-j", "2"]).arg(path).args(args).run();
     ok(&o).to_string()
 }
@@ -172,7 +203,10 @@ fn example(name: &str, args: &[&str]) -> String {
 #[test]
 fn example_primes_counts_correctly() {
     let out = example("primes.py", &["100000"]);
-    assert!(out.starts_with("9592 primes below 100,000 (2 workers,"), "{out}");
+    assert!(
+        out.starts_with("9592 primes below 100,000 (2 workers,"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -189,11 +223,117 @@ fn example_word_freq_matches_a_sequential_count() {
     dir.write("a.txt", "the cat and the hat\nThe end\n");
     dir.write("sub/b.md", "a cat, a bat; the cat's hat\n");
     let out = example("word_freq.py", &[dir.path().to_str().unwrap(), "3"]);
-    assert_eq!(out, "2 files, 14 words, 8 distinct\n         4  the\n         2  cat\n         2  hat\n");
+    assert_eq!(
+        out,
+        "2 files, 14 words, 8 distinct\n         4  the\n         2  cat\n         2  hat\n"
+    );
 }
 
 #[test]
 fn example_pipeline_factorises_everything() {
     let out = example("pipeline.py", &["300"]);
     assert!(out.starts_with("factorised 300 numbers ("), "{out}");
+}
+
+#[test]
+fn refused_tasks_fall_back_to_processes_or_main() {
+    for (mode, place) in [
+        ("process", "2 worker processes"),
+        ("main", "the main interpreter"),
+    ] {
+        let o = Run::parpy()
+            .args([&format!("--fallback={mode}"), "-j", "2"])
+            .arg(script("fallback_readline.py"))
+            .run();
+        assert_eq!(ok(&o), "fallback OK\n", "{}", o.stderr);
+        assert_eq!(
+            o.stderr,
+            format!(
+                "parpy: uses_readline needs module 'readline', which cannot load in a sub-interpreter; \
+                 running it in {place} instead (--fallback={mode})\n"
+            )
+        );
+    }
+    let o = Run::parpy()
+        .env("PARPY_FALLBACK", "error")
+        .args(["-j", "2"])
+        .arg(script("fallback_readline.py"))
+        .run();
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr
+            .contains("ImportError: module 'readline' cannot be loaded in a parpy worker"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn bad_fallback_values_are_refused() {
+    let o = Run::parpy().args(["--fallback=maybe", "-c", "pass"]).run();
+    assert_eq!(o.code, 2);
+    assert!(
+        o.stderr.starts_with("parpy: ") && o.stderr.lines().count() == 1,
+        "{}",
+        o.stderr
+    );
+    let o = Run::parpy()
+        .env("PARPY_FALLBACK", "maybe")
+        .args(["-c", "pass"])
+        .run();
+    assert_eq!(
+        (o.code, o.stderr.as_str()),
+        (
+            2,
+            "parpy: PARPY_FALLBACK must be process, main or error, not \"maybe\"\n"
+        )
+    );
+}
+
+/// A virtualenv with numpy from PyPI: made by .ci/run, or here when missing.
+fn numpy_venv() -> std::path::PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("test-venv");
+    let py = venv.join("bin").join("python");
+    let has_numpy = |py: &std::path::Path| {
+        std::process::Command::new(py)
+            .args(["-c", "import numpy"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has_numpy(&py) {
+        let s = std::process::Command::new(python_bin())
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap();
+        assert!(s.success(), "cannot create {venv:?}");
+        let s = std::process::Command::new(venv.join("bin").join("pip"))
+            .args(["install", "-q", "numpy"])
+            .status()
+            .unwrap();
+        assert!(s.success(), "pip install numpy failed");
+    }
+    venv
+}
+
+#[test]
+fn numpy_tasks_fall_back_with_identical_results() {
+    let venv = numpy_venv();
+    let o = Run::parpy()
+        .env("VIRTUAL_ENV", &venv)
+        .args(["-j", "2"])
+        .arg(script("numpy_tasks.py"))
+        .run();
+    assert_eq!(ok(&o), "numpy OK 12\n", "{}", o.stderr);
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "one notice per function: {}", o.stderr);
+    assert!(
+        lines[0].starts_with("parpy: stats needs module 'numpy._core._multiarray_umath'"),
+        "{}",
+        o.stderr
+    );
 }

@@ -272,6 +272,8 @@ def _resolve(spec):
             try:
                 obj = _lookup(mod, qualname)
             except AttributeError:
+                if _refused_module(_main_load_exc):
+                    raise _main_load_exc from None
                 raise NameError(_not_in_script_message(qualname)) from None
         else:
             import importlib
@@ -328,15 +330,14 @@ def _pack_exc(exc):
     import traceback
     import pickle
     cls = type(exc)
-    if isinstance(exc, ImportError) and "subinterpreters" in str(exc):
-        name = exc.name
-        if not name:
-            words = str(exc).split()
-            name = words[1] if len(words) > 1 else "?"
+    refused = _refused_module(exc)
+    if refused:
+        name = refused
         new = ImportError(
             f"module {name!r} cannot be loaded in a parpy worker: it does not support "
             "sub-interpreters with their own GIL (it is a single-phase or "
-            "PyO3-built extension, like numpy). Call it from the main interpreter.",
+            "PyO3-built extension, like numpy). Run parpy with --fallback=process "
+            "(the default) or --fallback=main to run such tasks elsewhere.",
             name=name)
         new.__traceback__ = exc.__traceback__
         exc = new
@@ -350,12 +351,27 @@ def _pack_exc(exc):
         msg = str(exc)
     except Exception:
         msg = "<unprintable exception>"
-    return (data, cls.__module__, cls.__qualname__, msg, tb)
+    return (data, cls.__module__, cls.__qualname__, msg, tb, refused)
+
+
+def _refused_module(exc):
+    """The module's name if ``exc`` (or what caused it) says that it cannot
+    load in a sub-interpreter, else None."""
+    import re
+    seen = 0
+    while isinstance(exc, BaseException) and seen < 8:
+        if isinstance(exc, ImportError):
+            m = re.search(r"module '?([\w.]+)'? does not support loading in subinterpreters", str(exc))
+            if m:
+                return m.group(1)
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
 
 
 def _unpack_exc(packed):
     """Main side: rebuild a worker's exception, with its traceback as ``__cause__``."""
-    data, module, qualname, msg, tb = packed
+    data, module, qualname, msg, tb, _refused = packed
     exc = None
     if data is not None:
         import pickle
@@ -411,7 +427,9 @@ def _write_output(stream, text):
 # ---------------------------------------------------------------------------
 
 _main_load_error = None
+_main_load_exc = None
 _loading_script = False
+_IN_FALLBACK = False
 
 
 class _LineWriter:
@@ -486,9 +504,6 @@ def _flush_output():
 
 def _worker_setup(wid, size, cfg):
     """Runs first in every new worker: paths, output, then the script."""
-    global _main_load_error, _loading_script
-    _sys.path[:] = cfg["path"]
-    _sys.argv[:] = cfg["argv"]
     _sys.stdout = _LineWriter(1)
     _sys.stderr = _LineWriter(2)
     import os
@@ -496,6 +511,16 @@ def _worker_setup(wid, size, cfg):
         _sys.stdin = open(os.devnull)
     except OSError:
         _sys.stdin = None
+    _load_main(cfg)
+
+
+def _load_main(cfg):
+    """Imports the main script (or -m module) as ``__mp_main__``, aliased as
+    ``__main__``, stopping at its first parallel call; its output is dropped
+    (the main interpreter already ran the body and printed it)."""
+    global _main_load_error, _main_load_exc, _loading_script
+    _sys.path[:] = cfg["path"]
+    _sys.argv[:] = cfg["argv"]
     if cfg["script"] is None and cfg["module"] is None:
         return
     import types
@@ -505,6 +530,10 @@ def _worker_setup(wid, size, cfg):
     _sys.modules["__mp_main__"] = mod
     _sys.modules["__main__"] = mod
     _loading_script = True
+    saved = _sys.stdout, _sys.stderr
+    if not isinstance(_sys.stdout, _LineWriter):
+        import io
+        _sys.stdout = _sys.stderr = io.StringIO()
     try:
         if cfg["script"] is not None:
             path = cfg["script"]
@@ -524,9 +553,11 @@ def _worker_setup(wid, size, cfg):
         pass
     except BaseException as e:
         import traceback
+        _main_load_exc = e
         _main_load_error = "".join(traceback.format_exception(e))
     finally:
         _loading_script = False
+        _sys.stdout, _sys.stderr = saved
 
 
 class Context:
@@ -613,6 +644,168 @@ class Queue:
 
 def _queue_from_id(qid, maxsize=0):
     return Queue._attach(qid, maxsize)
+
+
+# ---------------------------------------------------------------------------
+# Fallback for modules that refuse sub-interpreters (numpy, PyO3 extensions)
+# ---------------------------------------------------------------------------
+
+_fallback_fids = set()   # functions that run in the fallback from now on
+_fallback_pool = None
+
+
+def _send_msg(fd, obj):
+    import os
+    import pickle
+    data = pickle.dumps(obj, protocol=5)
+    data = len(data).to_bytes(8, "little") + data
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _recv_msg(fd):
+    import os
+    import pickle
+
+    def exactly(n):
+        parts = []
+        while n:
+            chunk = os.read(fd, min(n, 1 << 20))
+            if not chunk:
+                raise EOFError
+            parts.append(chunk)
+            n -= len(chunk)
+        return b"".join(parts)
+
+    return pickle.loads(exactly(int.from_bytes(exactly(8), "little")))
+
+
+class _FallbackPool:
+    """Runs tasks whose modules cannot load in a sub-interpreter: in worker
+    processes that re-run this same parpy on the script (``process``), or
+    in the main interpreter (``main``)."""
+
+    def __init__(self, mode, size):
+        import queue
+        self.mode = mode
+        self.size = size if mode == "process" else 1
+        self._jobs = queue.SimpleQueue()
+        self._threads = []
+        self._lock = __import__("threading").Lock()
+
+    def submit(self, spec, args, kwargs):
+        import concurrent.futures as cf
+        import threading
+        fut = cf.Future()
+        self._jobs.put((fut, spec, args, kwargs or {}))
+        with self._lock:
+            while len(self._threads) < self.size:
+                t = threading.Thread(target=self._serve, name="parpy-fallback", daemon=True)
+                t.start()
+                self._threads.append(t)
+        return fut
+
+    def _serve(self):
+        child = self._start_child() if self.mode == "process" else None
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                fut, spec, args, kwargs = job
+                if not fut.set_running_or_notify_cancel():
+                    continue
+                try:
+                    if child is None:
+                        ok, value = True, _resolve(spec)(*args, **kwargs)
+                    else:
+                        _send_msg(child[1], (spec, args, kwargs))
+                        ok, value = _recv_msg(child[2])
+                        if not ok:
+                            value = _unpack_exc(value)
+                except BaseException as e:
+                    ok, value = False, e
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(value)
+        finally:
+            if child is not None:
+                import os
+                os.close(child[1])
+                os.close(child[2])
+                child[0].wait()
+
+    def _start_child(self):
+        import os
+        import subprocess
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        code = f"import parpy; parpy._fallback_child({req_r}, {rep_w})"
+        proc = subprocess.Popen([_sys.executable, "-c", code], pass_fds=(req_r, rep_w), stdin=subprocess.DEVNULL)
+        os.close(req_r)
+        os.close(rep_w)
+        _send_msg(req_w, _worker_config())
+        return proc, req_w, rep_r
+
+    def shutdown(self):
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._jobs.put(None)
+        for t in threads:
+            t.join()
+
+
+def _fallback():
+    global _fallback_pool
+    if _fallback_pool is None:
+        _fallback_pool = _FallbackPool(_fallback_mode(), _default_workers())
+    return _fallback_pool
+
+
+def _fallback_child(rfd, wfd):
+    """The body of a fallback worker process."""
+    global _IN_FALLBACK
+    _IN_FALLBACK = True
+    _load_main(_recv_msg(rfd))
+    while True:
+        try:
+            spec, args, kwargs = _recv_msg(rfd)
+        except EOFError:
+            return
+        try:
+            reply = (True, _resolve(spec)(*args, **kwargs))
+        except BaseException as e:
+            reply = (False, _pack_exc(e))
+        _flush_std()
+        try:
+            _send_msg(wfd, reply)
+        except Exception as e:
+            err = TypeError(f"parpy: the result of type {type(reply[1]).__name__!r} cannot be sent back: {e}")
+            _send_msg(wfd, (False, _pack_exc(err)))
+
+
+def _use_fallback(fid, fn_name, module):
+    """Whether a task refused by a sub-interpreter should run in the fallback;
+    announces it once per function."""
+    mode = _fallback_mode()
+    if mode == "error":
+        return False
+    if fid not in _fallback_fids:
+        _fallback_fids.add(fid)
+        where = (f"{_default_workers()} worker processes" if mode == "process" else "the main interpreter")
+        print(f"parpy: {fn_name} needs module {module!r}, which cannot load in a sub-interpreter; "
+              f"running it in {where} instead (--fallback={mode})", file=_sys.stderr, flush=True)
+    return True
+
+
+def _fn_name(fn):
+    if isinstance(fn, ParallelFunction):
+        fn = fn.__wrapped__
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
 
 
 # ---------------------------------------------------------------------------
@@ -715,6 +908,12 @@ def _flush_std():
 
 
 def _settle(fut, status, payload):
+    call = getattr(fut, "_parpy_call", None)
+    if status == 1 and payload[5] and call is not None:
+        fid, spec, fn, args, kwargs = call
+        if _use_fallback(fid, _fn_name(fn), payload[5]):
+            _chain(_fallback().submit(spec, args, kwargs), fut)
+            return
     ok, value = _outcome(status, payload)
     try:
         if ok:
@@ -727,6 +926,23 @@ def _settle(fut, status, payload):
         pass  # cancelled by the caller meanwhile
 
 
+def _chain(source, target):
+    """Completes ``target`` with ``source``'s outcome."""
+    def copy(f):
+        if target.done():
+            return
+        try:
+            if f.cancelled():
+                target.cancel()
+            elif f.exception() is not None:
+                target.set_exception(f.exception())
+            else:
+                target.set_result(f.result())
+        except Exception:
+            pass
+    source.add_done_callback(copy)
+
+
 def _shutdown_all():
     global _finalizing
     _finalizing = True
@@ -737,6 +953,8 @@ def _shutdown_all():
         ex._shutdown = True
     _pool_shutdown_all()
     _live.clear()
+    if _fallback_pool is not None:
+        _fallback_pool.shutdown()
     if _collector is not None:
         _collect_stop()
         _collector.join()
@@ -755,7 +973,7 @@ def _worker_config():
 
 def _default_executor():
     global _default
-    if _IN_WORKER:
+    if _IN_WORKER or _IN_FALLBACK:
         return _Inline()
     if _default is None or _default._shutdown:
         _default = __getattr__("Executor")()
@@ -826,7 +1044,7 @@ def _define_executor():
             self._lock = threading.Lock()
 
         def _start(self):
-            if _IN_WORKER:
+            if _IN_WORKER or _IN_FALLBACK:
                 return None
             if _finalizing:
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
@@ -850,8 +1068,11 @@ def _define_executor():
             if pool is None:
                 return _Inline().submit(fn, *args, **kwargs)
             fid, spec = _func_spec(fn)
+            if fid in _fallback_fids:
+                return _fallback().submit(spec, args, kwargs)
             tag = _new_tag()
             fut = _Future(pool, tag)
+            fut._parpy_call = (fid, spec, fn, args, kwargs)
             _pending[tag] = fut
             try:
                 _submit(pool, fid, spec, args, kwargs or None, tag)
@@ -885,9 +1106,11 @@ def _define_executor():
             if chunksize is None:
                 chunksize = max(1, min(4096, n // (self._max_workers * 8)))
             fid, spec = _func_spec(fn)
+            job = (fid, spec, fn, items, star)
+            if fid in _fallback_fids:
+                return _fallback_results(job, range(n), {}, end, ordered)
             call = _map_start(pool, fid, spec, items, star, chunksize)
-            del items
-            return _results(call, n, end, ordered)
+            return _results(call, n, end, ordered, job)
 
         def spmd(self, fn, *args, **kwargs):
             """Call ``fn(ctx, *args, **kwargs)`` on every worker at once;
@@ -979,37 +1202,90 @@ def _define_executor():
                 got += len(values if values is not None else outcomes)
                 yield start, values, outcomes
 
-    def _results(call, n, end, ordered):
+    def _results(call, n, end, ordered, job):
+        """Yields a map's results; items refused by a sub-interpreter (and
+        everything not yet done) move to the fallback pool."""
+        waiting = {}      # index -> value, done but not yet yielded (ordered)
+        nxt = 0
+        yielded = set()   # unordered: indices already yielded
         try:
-            if not ordered:
-                for _start, values, outcomes in _chunks(call, n, end):
-                    if values is not None:
-                        yield from values
-                    else:
-                        for status, payload in outcomes:
-                            ok, value = _outcome(status, payload)
-                            if not ok:
-                                raise value
-                            yield value
-                return
-            waiting = {}
-            nxt = 0
             for start, values, outcomes in _chunks(call, n, end):
-                waiting[start] = (values, outcomes)
-                while nxt in waiting:
-                    values, outcomes = waiting.pop(nxt)
-                    if values is not None:
-                        nxt += len(values)
-                        yield from values
-                        continue
-                    nxt += len(outcomes)
-                    for status, payload in outcomes:
+                if values is None:
+                    values = []
+                    for k, (status, payload) in enumerate(outcomes):
+                        if status == 1 and payload[5] and _use_fallback(job[0], _fn_name(job[2]), payload[5]):
+                            _call_end(call)
+                            if ordered:
+                                for i, v in enumerate(values):
+                                    waiting[start + i] = v
+                                todo = [i for i in range(nxt, n) if i not in waiting]
+                                done = waiting
+                            else:
+                                for i, v in enumerate(values):
+                                    yielded.add(start + i)
+                                    yield v
+                                todo = [i for i in range(n) if i not in yielded]
+                                done = {}
+                            yield from _fallback_results(job, todo, done, end, ordered, nxt)
+                            return
                         ok, value = _outcome(status, payload)
                         if not ok:
-                            raise value
-                        yield value
+                            if not ordered:
+                                raise value
+                            value = _Failed(value)
+                        values.append(value)
+                if not ordered:
+                    yielded.update(range(start, start + len(values)))
+                    yield from values
+                    continue
+                if start != nxt:
+                    for i, v in enumerate(values):
+                        waiting[start + i] = v
+                    continue
+                for v in values:
+                    if type(v) is _Failed:
+                        raise v.exc
+                    nxt += 1
+                    yield v
+                while nxt in waiting:
+                    v = waiting.pop(nxt)
+                    if type(v) is _Failed:
+                        raise v.exc
+                    nxt += 1
+                    yield v
         finally:
             _call_end(call)
+
+    class _Failed:
+        """A map item's exception, waiting for its turn (ordered results)."""
+        __slots__ = ("exc",)
+
+        def __init__(self, exc):
+            self.exc = exc
+
+    def _fallback_results(job, todo, done, end, ordered, first=0):
+        """Runs items ``todo`` of a map in the fallback pool; ``done`` holds
+        results already computed (ordered mode)."""
+        fid, spec, fn, items, star = job
+        fb = _fallback()
+        futs = {i: fb.submit(spec, tuple(items[i]) if star else (items[i],), None) for i in todo}
+        try:
+            if ordered:
+                for i in range(first, len(items)):
+                    if i in done:
+                        v = done.pop(i)
+                        if type(v) is _Failed:
+                            raise v.exc
+                        yield v
+                    else:
+                        timeout = None if end is None else max(0.0, end - time.monotonic())
+                        yield futs[i].result(timeout)
+            else:
+                for f in cf.as_completed(futs.values(), None if end is None else max(0.0, end - time.monotonic())):
+                    yield f.result()
+        finally:
+            for f in futs.values():
+                f.cancel()
 
     return Executor
 
