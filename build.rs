@@ -17,7 +17,9 @@ fn main() {
                  print(sys.executable)";
     let out = match Command::new(&python).arg("-c").arg(probe).output() {
         Ok(out) => out,
-        Err(err) => fail(&format!("could not run the Python interpreter `{python}`: {err}")),
+        Err(err) => fail(&format!(
+            "could not run the Python interpreter `{python}`: {err}"
+        )),
     };
     if !out.status.success() {
         fail(&format!(

@@ -18,11 +18,19 @@ fn workers_run_truly_in_parallel_by_cpu_time() {
     let mut best = 0.0f64;
     for _ in 0..3 {
         let o = Run::parpy().args(["-j", "2"]).arg(&script).run();
-        let ratio: f64 = ok(&o).trim().strip_prefix("ratio ").unwrap().parse().unwrap();
+        let ratio: f64 = ok(&o)
+            .trim()
+            .strip_prefix("ratio ")
+            .unwrap()
+            .parse()
+            .unwrap();
         best = best.max(ratio);
         if best >= 1.5 {
             break;
         }
     }
-    assert!(best >= 1.5, "process CPU time / wall time = {best} with 2 busy workers (want >= 1.5)");
+    assert!(
+        best >= 1.5,
+        "process CPU time / wall time = {best} with 2 busy workers (want >= 1.5)"
+    );
 }

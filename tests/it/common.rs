@@ -21,7 +21,9 @@ pub fn python_bin() -> PathBuf {
 
 /// The folder of test scripts.
 pub fn scripts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("scripts")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("scripts")
 }
 
 /// What a finished process left behind.
@@ -79,7 +81,8 @@ impl Run {
     }
 
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Run {
-        self.env.push((k.as_ref().to_owned(), Some(v.as_ref().to_owned())));
+        self.env
+            .push((k.as_ref().to_owned(), Some(v.as_ref().to_owned())));
         self
     }
 
@@ -132,9 +135,15 @@ impl Run {
     /// Runs to completion (killing it after the timeout) and collects its output.
     pub fn run(&self) -> Output {
         let mut cmd = self.command();
-        cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.program));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.program));
         if let Some(data) = &self.stdin {
             let mut sin = child.stdin.take().unwrap();
             let data = data.clone();
@@ -156,7 +165,11 @@ impl Run {
         let out = child.wait_with_output().expect("wait");
         let _ = done_tx.send(());
         let killed = killer.join().unwrap_or(false);
-        assert!(!killed, "{:?} {:?} timed out after {:?}", self.program, self.args, self.timeout);
+        assert!(
+            !killed,
+            "{:?} {:?} timed out after {:?}",
+            self.program, self.args, self.timeout
+        );
         Output {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -167,7 +180,9 @@ impl Run {
 
 pub fn exit_code(status: &std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status.code().unwrap_or_else(|| -status.signal().unwrap_or(0))
+    status
+        .code()
+        .unwrap_or_else(|| -status.signal().unwrap_or(0))
 }
 
 /// Runs `run` under parpy and under python, and asserts that stdout, stderr
@@ -177,8 +192,15 @@ pub fn assert_same(run: Run) -> Output {
     let q = run.with_program(python_bin()).run();
     let p = normalize(p, &parpy_bin());
     let q = normalize(q, &python_bin());
-    assert_eq!(p.code, q.code, "exit codes differ\nparpy: {p:#?}\npython: {q:#?}");
-    assert_eq!(p.stdout, q.stdout, "stdout differs\nparpy stderr: {}", p.stderr);
+    assert_eq!(
+        p.code, q.code,
+        "exit codes differ\nparpy: {p:#?}\npython: {q:#?}"
+    );
+    assert_eq!(
+        p.stdout, q.stdout,
+        "stdout differs\nparpy stderr: {}",
+        p.stderr
+    );
     assert_eq!(p.stderr, q.stderr, "stderr differs");
     p
 }

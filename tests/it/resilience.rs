@@ -62,7 +62,10 @@ fn repeated_ctrl_c_never_hangs_or_aborts() {
     for _ in 0..10 {
         let (secs, code, _, err) = interrupt_run(&[]);
         assert_eq!(code, -libc::SIGINT, "{err}");
-        assert!(!err.contains("Fatal Python error") && !err.contains("panicked"), "{err}");
+        assert!(
+            !err.contains("Fatal Python error") && !err.contains("panicked"),
+            "{err}"
+        );
         assert!(secs < 5.0);
     }
 }
