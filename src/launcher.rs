@@ -35,6 +35,9 @@ pub fn run(cmd: Command) -> Result<i32> {
         executable: Some(path_exe.as_deref().unwrap_or(&exe)),
     };
     let code = run_main(&config, |gil| api::setup_main(gil, &exe));
+    if api::died_of_sigint() && code != 0 {
+        return Ok(crate::ffi::embed::exit_by_sigint());
+    }
     // `__parallel__` runs after the script body, when its exit code is fixed.
     Ok(match api::exit_code_override() {
         Some(c) if code == 0 => c,

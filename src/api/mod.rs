@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use crate::ffi::module::{self, ModuleSpec};
 use crate::ffi::{Gil, Obj, PyResult};
 
-pub use native::exit_code_override;
+pub use native::{died_of_sigint, exit_code_override};
 
 /// The Python half of the module.
 const SOURCE: &str = include_str!("python/parpy.py");

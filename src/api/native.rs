@@ -15,115 +15,39 @@ use crate::transfer::{Value, decode, encode};
 
 /// The functions, in the order they are added to the module.
 pub(super) static FUNCTIONS: &[NativeFn] = &[
-    NativeFn {
-        name: c"_worker_id",
-        f: worker_id,
-    },
-    NativeFn {
-        name: c"_next_id",
-        f: next_id,
-    },
-    NativeFn {
-        name: c"_cancel",
-        f: cancel,
-    },
-    NativeFn {
-        name: c"_interrupt_all",
-        f: interrupt_all,
-    },
-    NativeFn {
-        name: c"_default_workers",
-        f: default_workers,
-    },
-    NativeFn {
-        name: c"_fallback_mode",
-        f: fallback_mode,
-    },
-    NativeFn {
-        name: c"_script_path",
-        f: script_path,
-    },
-    NativeFn {
-        name: c"_set_exit_code",
-        f: set_exit_code,
-    },
-    NativeFn {
-        name: c"_emit",
-        f: emit,
-    },
-    NativeFn {
-        name: c"_pool_start",
-        f: pool_start,
-    },
-    NativeFn {
-        name: c"_pool_init",
-        f: pool_init,
-    },
-    NativeFn {
-        name: c"_pool_shutdown",
-        f: pool_shutdown,
-    },
-    NativeFn {
-        name: c"_pool_shutdown_all",
-        f: pool_shutdown_all,
-    },
-    NativeFn {
-        name: c"_submit",
-        f: submit,
-    },
-    NativeFn {
-        name: c"_collect",
-        f: collect,
-    },
-    NativeFn {
-        name: c"_collect_stop",
-        f: collect_stop,
-    },
-    NativeFn {
-        name: c"_map_start",
-        f: map_start,
-    },
-    NativeFn {
-        name: c"_spmd_start",
-        f: spmd_start,
-    },
-    NativeFn {
-        name: c"_map_next",
-        f: map_next,
-    },
-    NativeFn {
-        name: c"_call_end",
-        f: call_end,
-    },
-    NativeFn {
-        name: c"_queue_new",
-        f: queue_new,
-    },
-    NativeFn {
-        name: c"_queue_attach",
-        f: queue_attach,
-    },
-    NativeFn {
-        name: c"_queue_release",
-        f: queue_release,
-    },
-    NativeFn {
-        name: c"_queue_put",
-        f: queue_put,
-    },
-    NativeFn {
-        name: c"_queue_get",
-        f: queue_get,
-    },
-    NativeFn {
-        name: c"_queue_len",
-        f: queue_len,
-    },
+    NativeFn::new(c"_worker_id", worker_id),
+    NativeFn::new(c"_next_id", next_id),
+    NativeFn::new(c"_cancel", cancel),
+    NativeFn::new(c"_interrupt_all", interrupt_all),
+    NativeFn::new(c"_default_workers", default_workers),
+    NativeFn::new(c"_fallback_mode", fallback_mode),
+    NativeFn::new(c"_script_path", script_path),
+    NativeFn::new(c"_set_exit_code", set_exit_code),
+    NativeFn::new(c"_set_died_of_sigint", set_died_of_sigint),
+    NativeFn::new(c"_emit", emit),
+    NativeFn::new(c"_pool_start", pool_start),
+    NativeFn::new(c"_pool_init", pool_init),
+    NativeFn::new(c"_pool_shutdown", pool_shutdown),
+    NativeFn::new(c"_pool_shutdown_all", pool_shutdown_all),
+    NativeFn::new(c"_submit", submit),
+    NativeFn::new(c"_collect", collect),
+    NativeFn::new(c"_collect_stop", collect_stop),
+    NativeFn::new(c"_map_start", map_start),
+    NativeFn::new(c"_spmd_start", spmd_start),
+    NativeFn::new(c"_map_next", map_next),
+    NativeFn::new(c"_call_end", call_end),
+    NativeFn::new(c"_queue_new", queue_new),
+    NativeFn::new(c"_queue_attach", queue_attach),
+    NativeFn::new(c"_queue_release", queue_release),
+    NativeFn::new(c"_queue_put", queue_put),
+    NativeFn::new(c"_queue_get", queue_get),
+    NativeFn::new(c"_queue_len", queue_len),
 ];
 
 // ----- process-wide state of the main interpreter's side -------------------
 
 static EXIT_CODE: AtomicI32 = AtomicI32::new(-1);
+static DIED_OF_SIGINT: AtomicBool = AtomicBool::new(false);
 
 fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -146,6 +70,13 @@ struct Call {
 fn futures_channel() -> &'static (Sender<Event>, Receiver<Event>) {
     static CH: OnceLock<(Sender<Event>, Receiver<Event>)> = OnceLock::new();
     CH.get_or_init(unbounded)
+}
+
+/// Whether the script ended with an unhandled `KeyboardInterrupt` (recorded
+/// at exit, because CPython's own flag for it is process-wide and any
+/// interpreter evaluating a string, a worker for instance, resets it).
+pub fn died_of_sigint() -> bool {
+    DIED_OF_SIGINT.load(Ordering::SeqCst)
 }
 
 /// An exit code set by the `__parallel__` hook, to use when the script itself ended with 0.
@@ -440,6 +371,11 @@ fn set_exit_code(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     Ok(gil.none())
 }
 
+fn set_died_of_sigint(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
+    DIED_OF_SIGINT.store(true, Ordering::SeqCst);
+    Ok(gil.none())
+}
+
 /// `_emit(stream, text) -> bool`: a worker's output line(s) to the main interpreter.
 fn emit(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let stream = arg_u64(gil, args, 0)? as u8;
@@ -661,7 +597,7 @@ fn map_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
             cancel: Some(Arc::clone(&cancel)),
         };
         if let Err(e) = p.submit(job) {
-            end_call(id);
+            end_call(id, true);
             return Err(pool_err(gil, e));
         }
         start += n;
@@ -700,7 +636,7 @@ fn spmd_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
             cancel: Some(Arc::clone(&cancel)),
         };
         if let Err(e) = p.submit_to(rank, job) {
-            end_call(id);
+            end_call(id, true);
             return Err(pool_err(gil, e));
         }
     }
@@ -724,18 +660,32 @@ fn map_next(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     gil.list(out)
 }
 
-/// Skips the call's jobs that have not started and interrupts running ones.
-fn end_call(id: u64) {
+/// Forgets a call. With `stop`, skips its jobs that have not started and
+/// interrupts running ones; without, they run to the end, unread.
+fn end_call(id: u64, stop: bool) {
     let call = lock(&CALLS).get_or_insert_with(HashMap::new).remove(&id);
     if let Some(call) = call {
-        call.cancel.store(true, Ordering::SeqCst);
-        call.pool.interrupt(id);
+        if stop {
+            call.cancel.store(true, Ordering::SeqCst);
+            call.pool.interrupt(id);
+        }
+        // Output that nobody will read here still reaches the screen.
+        let global = &futures_channel().0;
+        while let Ok(ev) = call.rx.try_recv() {
+            if let Event::Output { .. } = ev {
+                let _ = global.send(ev);
+            }
+        }
     }
 }
 
-/// `_call_end(call)`: the caller is done; jobs not yet started are skipped.
+/// `_call_end(call[, stop=True])`: the caller is done with a map or spmd.
 fn call_end(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
-    end_call(arg_u64(gil, args, 0)?);
+    let stop = match args.get(1) {
+        Some(o) => o.is_true(gil)?,
+        None => true,
+    };
+    end_call(arg_u64(gil, args, 0)?, stop);
     Ok(gil.none())
 }
 

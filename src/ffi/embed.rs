@@ -93,3 +93,15 @@ unsafe fn status_exit(config: &mut ffi::PyConfig, status: ffi::PyStatus) -> Opti
         ffi::Py_ExitStatusException(status)
     }
 }
+
+/// Ends the process the way CPython does after an unhandled
+/// `KeyboardInterrupt`: by SIGINT with its default action, so the parent
+/// (a shell) sees death by signal. Returns 130 if the signal did not end it.
+pub fn exit_by_sigint() -> i32 {
+    // SAFETY: plain libc calls on this process; no interpreter state is touched.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::kill(libc::getpid(), libc::SIGINT);
+    }
+    130
+}

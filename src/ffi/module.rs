@@ -21,6 +21,13 @@ pub struct NativeFn {
     pub f: fn(Gil<'_>, &[Obj]) -> PyResult<Obj>,
 }
 
+impl NativeFn {
+    /// A table entry.
+    pub const fn new(name: &'static CStr, f: fn(Gil<'_>, &[Obj]) -> PyResult<Obj>) -> NativeFn {
+        NativeFn { name, f }
+    }
+}
+
 /// What the built-in module holds: native functions, then a body that runs
 /// in the new module (for example its Python source).
 pub struct ModuleSpec {

@@ -45,19 +45,22 @@ pub fn current_worker() -> Option<usize> {
 /// task's result, or else to the futures collector. Returns false when
 /// called outside a worker.
 pub fn emit_output(gil: Gil<'_>, stream: u8, text: Vec<u8>) -> bool {
-    let tx = CURRENT
-        .with(|c| c.borrow().as_ref().map(|r| r.tx.clone()))
-        .or_else(|| GLOBAL.with(|g| g.borrow().clone()))
-        .or_else(|| {
-            interpreter_outputs()
-                .get(&current_interpreter_id(gil))
-                .cloned()
-        });
-    match tx {
-        Some(tx) => {
-            let _ = tx.send(Event::Output { stream, text });
-            true
-        }
+    let ev = Event::Output { stream, text };
+    // To the running task's caller; if that caller is gone, to the collector.
+    let ev = match CURRENT.with(|c| c.borrow().as_ref().map(|r| r.tx.clone())) {
+        Some(tx) => match tx.send(ev) {
+            Ok(()) => return true,
+            Err(e) => e.into_inner(),
+        },
+        None => ev,
+    };
+    let global = GLOBAL.with(|g| g.borrow().clone()).or_else(|| {
+        interpreter_outputs()
+            .get(&current_interpreter_id(gil))
+            .cloned()
+    });
+    match global {
+        Some(tx) => tx.send(ev).is_ok(),
         None => false,
     }
 }
@@ -77,6 +80,7 @@ struct Hooks {
     pack_exc: Obj,
     flush: Obj,
     spmd: Obj,
+    teardown: Obj,
 }
 
 /// The worker thread's body.
@@ -146,6 +150,11 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
         let _ = job.reply.tx.send(event);
     }
     drop(funcs);
+    if let Some(h) = &hooks
+        && let Err(e) = h.teardown.call(gil, &[])
+    {
+        e.print(gil);
+    }
     drop(hooks);
     interpreter_outputs().remove(&interp);
     // Withdraw the handle detached: an interrupting thread may hold the lock
@@ -168,6 +177,7 @@ fn start(gil: Gil<'_>, ws: &WorkerSetup) -> PyResult<Hooks> {
         pack_exc: parpy.getattr(gil, c"_pack_exc")?,
         flush: parpy.getattr(gil, c"_flush_output")?,
         spmd: parpy.getattr(gil, c"_spmd_entry")?,
+        teardown: parpy.getattr(gil, c"_worker_teardown")?,
     })
 }
 

@@ -2,5 +2,6 @@
 //! CPython it was built with. See `common` for the helpers.
 
 mod common;
+mod launcher;
 mod parallel;
 mod resilience;

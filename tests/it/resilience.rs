@@ -81,3 +81,51 @@ fn running_tasks_can_be_stopped() {
         o.stderr
     );
 }
+
+#[test]
+fn bad_input_and_hard_cases_get_clear_outcomes() {
+    let o = Run::parpy().arg(script("hard_cases.py")).run();
+    let expected = "\
+open file: parpy: argument 0 of type 'TextIOWrapper' cannot be sent between interpreters (T
+recursion: RecursionError: maximum recursion depth exceeded
+sys.exit in a task: SystemExit 3
+fork: RuntimeError: fork not supported for isolated subinterpreters
+signal: ValueError: signal only works in main thread of the main interpreter
+100,000-deep argument: TypeError
+100,000-deep result: TypeError: parpy: the result of type 'list' cannot be sent between interpreters (
+1,000-deep round trip: True
+threads in a task: 499500
+sys.path and cwd: [3, 6] True
+worker survives all of it: [1, 2]
+";
+    assert_eq!(ok(&o), expected, "{}", o.stderr);
+    assert_eq!(o.stderr, "");
+}
+
+#[test]
+fn exit_paths_wait_for_task_threads_and_refuse_late_work() {
+    let o = Run::parpy().arg(script("exit_paths.py")).run();
+    assert_eq!(
+        ok(&o),
+        "task done\natexit after the pool: 2\nbackground thread done\n\
+         atexit before the pool: cannot schedule new futures after interpreter shutdown\n",
+        "{}",
+        o.stderr
+    );
+    assert_eq!(o.stderr, "");
+}
+
+#[test]
+fn unread_map_results_still_run_and_print() {
+    let code = "import parpy\ndef f(x):\n    print('ran', x)\n    return x\n\
+                it = parpy.Executor(2).map(f, range(3))\ndel it\nprint('main done')";
+    let o = Run::parpy().args(["-c", code]).run();
+    let mut lines: Vec<&str> = ok(&o).lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["main done", "ran 0", "ran 1", "ran 2"],
+        "{}",
+        o.stderr
+    );
+}

@@ -514,6 +514,24 @@ def _worker_setup(wid, size, cfg):
     _load_main(cfg)
 
 
+def _worker_teardown():
+    """Before a worker's interpreter ends: flush its output, and drop the
+    atexit handlers that loading the script registered there (they belong to
+    the main interpreter's run; multiprocessing's children skip them too)."""
+    _flush_output()
+    import atexit
+    atexit._clear()
+    # A task that asked threading.current_thread() made a dummy Thread for
+    # this (non-Python) thread; let it go now, while threading still works,
+    # not during finalization (where it complains).
+    threading = _sys.modules.get("threading")
+    info = getattr(threading, "_thread_local_info", None)
+    try:
+        del info._track_dummy_thread_ref
+    except AttributeError:
+        pass
+
+
 def _load_main(cfg):
     """Imports the main script (or -m module) as ``__mp_main__``, aliased as
     ``__main__``, stopping at its first parallel call; its output is dropped
@@ -949,6 +967,8 @@ def _shutdown_all():
     last = getattr(_sys, "last_exc", None)
     if isinstance(last, KeyboardInterrupt):
         _interrupt_all()  # the script died of Ctrl-C: do not finish its work
+        if type(last) is KeyboardInterrupt:
+            _set_died_of_sigint()
     for ex in list(_live):
         ex._shutdown = True
     _pool_shutdown_all()
@@ -1110,7 +1130,12 @@ def _define_executor():
             if fid in _fallback_fids:
                 return _fallback_results(job, range(n), {}, end, ordered)
             call = _map_start(pool, fid, spec, items, star, chunksize)
-            return _results(call, n, end, ordered, job)
+            gen = _results(call, n, end, ordered, job)
+            # A generator dropped before it starts never runs its finally; as
+            # with concurrent.futures, its tasks still run (output included).
+            import weakref
+            weakref.finalize(gen, _call_end, call, False)
+            return gen
 
         def spmd(self, fn, *args, **kwargs):
             """Call ``fn(ctx, *args, **kwargs)`` on every worker at once;

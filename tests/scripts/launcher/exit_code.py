@@ -1,0 +1,2 @@
+print("exiting with 7")
+raise SystemExit(7)

@@ -1,0 +1,4 @@
+import sys
+
+print("héllo ✓ 日本")
+print("encoding:", sys.stdout.encoding, sys.stdout.errors)

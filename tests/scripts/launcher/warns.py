@@ -1,0 +1,4 @@
+import warnings
+
+warnings.warn("careful now", UserWarning)
+print("after the warning")
