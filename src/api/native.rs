@@ -443,10 +443,19 @@ fn pool_shutdown(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
 }
 
 /// Waits for a closed pool's workers without the GIL, running signal
-/// handlers every 50 ms (a second Ctrl-C can end a stuck shutdown).
+/// handlers every 50 ms (a second Ctrl-C can end a stuck shutdown). After a
+/// second, says once on stderr what it is waiting for.
 fn wait_for_workers(gil: Gil<'_>, p: &Pool) -> PyResult<()> {
+    let start = Instant::now();
+    let mut told = false;
     while !gil.allow_threads(|| p.wait_exited(Duration::from_millis(50))) {
         gil.check_signals()?;
+        if !told && start.elapsed() > Duration::from_secs(1) {
+            told = true;
+            eprintln!(
+                "parpy: waiting for running tasks to finish (a task stuck in C code cannot be interrupted); press Ctrl-C to quit now"
+            );
+        }
     }
     Ok(())
 }

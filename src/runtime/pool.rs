@@ -1,7 +1,7 @@
 //! A pool: N worker threads, each owning one sub-interpreter.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,16 +20,20 @@ pub(super) struct WorkerCtl {
     /// The group (call or future id) of the job running now; 0 when idle.
     /// Changed only while the worker holds its own GIL.
     pub running: AtomicU64,
+    /// Set when a replacement took this worker's place: it ends after its
+    /// current (stuck) job instead of taking more.
+    pub abandoned: AtomicBool,
 }
 
 impl WorkerCtl {
     /// Interrupts the worker's current job if it belongs to `group` (any job
     /// when `group` is 0), from a throwaway thread: attaching to the worker's
     /// interpreter waits for its GIL, which a long C call can hold.
-    fn interrupt(self: &Arc<Self>, group: u64) {
+    /// Returns the group it interrupted, if any.
+    fn interrupt(self: &Arc<Self>, group: u64) -> Option<u64> {
         let running = self.running.load(Ordering::SeqCst);
         if running == 0 || (group != 0 && running != group) {
-            return;
+            return None;
         }
         let ctl = Arc::clone(self);
         let _ = std::thread::Builder::new()
@@ -47,8 +51,13 @@ impl WorkerCtl {
                     };
                 }
             });
+        Some(running)
     }
 }
+
+/// How long an interrupted job may take to stop before its worker is
+/// replaced (it is stuck in C code, or ignores `KeyboardInterrupt`).
+const STOP_GRACE: Duration = Duration::from_millis(500);
 
 /// Stack size of worker threads: as large as a typical main thread's, so deep
 /// recursion ends in `RecursionError`, as in the main interpreter, not a crash.
@@ -65,14 +74,19 @@ pub enum PoolError {
 
 /// A running pool of workers.
 pub struct Pool {
+    me: Weak<Pool>,
     size: usize,
+    setup: Arc<Value>,
+    global: Sender<Event>,
     shared: Mutex<Option<Sender<Job>>>,
     own: Mutex<Vec<Sender<Job>>>,
-    /// Kept to drain pending jobs on `cancel_pending`.
+    /// Kept to drain pending jobs on `cancel_pending`, and for new workers.
     pending: Receiver<Job>,
+    /// Every worker thread ever started, abandoned ones included.
     threads: Mutex<Vec<JoinHandle<()>>>,
-    ctls: Vec<Arc<WorkerCtl>>,
+    ctls: Mutex<Vec<Arc<WorkerCtl>>>,
     /// Each worker thread sends its index here as it ends.
+    exited_tx: Sender<usize>,
     exited: Receiver<usize>,
     closed: AtomicBool,
 }
@@ -83,43 +97,63 @@ impl Pool {
     /// `global` receives output written outside any task.
     pub fn start(size: usize, setup: Value, global: Sender<Event>) -> Result<Arc<Pool>, PoolError> {
         let (shared_tx, shared_rx) = unbounded::<Job>();
-        let setup = Arc::new(setup);
         let (exited_tx, exited) = unbounded::<usize>();
-        let mut own = Vec::with_capacity(size);
-        let mut threads = Vec::with_capacity(size);
-        let mut ctls = Vec::with_capacity(size);
-        for id in 0..size {
-            let (tx, rx) = unbounded::<Job>();
-            own.push(tx);
-            let ctl = Arc::new(WorkerCtl::default());
-            ctls.push(Arc::clone(&ctl));
-            let ws = WorkerSetup {
-                id,
-                size,
-                setup: Arc::clone(&setup),
-                own: rx,
-                shared: shared_rx.clone(),
-                global: global.clone(),
-                ctl,
-                exited: exited_tx.clone(),
-            };
-            let handle = std::thread::Builder::new()
-                .name(format!("parpy-worker-{id}"))
-                .stack_size(WORKER_STACK)
-                .spawn(move || worker::run(ws))
-                .map_err(|e| PoolError::Spawn(e.to_string()))?;
-            threads.push(handle);
-        }
-        Ok(Arc::new(Pool {
+        let pool = Arc::new_cyclic(|me| Pool {
+            me: me.clone(),
             size,
+            setup: Arc::new(setup),
+            global,
             shared: Mutex::new(Some(shared_tx)),
-            own: Mutex::new(own),
+            own: Mutex::new(Vec::with_capacity(size)),
             pending: shared_rx,
-            threads: Mutex::new(threads),
-            ctls,
+            threads: Mutex::new(Vec::with_capacity(size)),
+            ctls: Mutex::new(Vec::with_capacity(size)),
+            exited_tx,
             exited,
             closed: AtomicBool::new(false),
-        }))
+        });
+        for id in 0..size {
+            let (tx, ctl) = pool.spawn_worker(id).inspect_err(|_| pool.close())?;
+            lock(&pool.own).push(tx);
+            lock(&pool.ctls).push(ctl);
+        }
+        Ok(pool)
+    }
+
+    /// Starts worker `id` on a new thread; returns its own queue and control.
+    fn spawn_worker(&self, id: usize) -> Result<(Sender<Job>, Arc<WorkerCtl>), PoolError> {
+        let (tx, rx) = unbounded::<Job>();
+        let ctl = Arc::new(WorkerCtl::default());
+        let ws = WorkerSetup {
+            id,
+            size: self.size,
+            setup: Arc::clone(&self.setup),
+            own: rx,
+            shared: self.pending.clone(),
+            global: self.global.clone(),
+            ctl: Arc::clone(&ctl),
+            exited: self.exited_tx.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("parpy-worker-{id}"))
+            .stack_size(WORKER_STACK)
+            .spawn(move || worker::run(ws))
+            .map_err(|e| PoolError::Spawn(e.to_string()))?;
+        lock(&self.threads).push(handle);
+        Ok((tx, ctl))
+    }
+
+    /// Puts a fresh worker in the place of worker `id`, which is abandoned:
+    /// it ends on its own when its stuck call returns.
+    fn replace(&self, id: usize, stuck: &Arc<WorkerCtl>) {
+        if self.is_closed() || !Arc::ptr_eq(&lock(&self.ctls)[id], stuck) {
+            return;
+        }
+        stuck.abandoned.store(true, Ordering::SeqCst);
+        if let Ok((tx, ctl)) = self.spawn_worker(id) {
+            lock(&self.own)[id] = tx;
+            lock(&self.ctls)[id] = ctl;
+        }
     }
 
     /// Number of workers.
@@ -129,14 +163,14 @@ impl Pool {
 
     /// Queues a job for whichever worker is free first.
     pub fn submit(&self, job: Job) -> Result<(), PoolError> {
-        let guard = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = lock(&self.shared);
         let tx = guard.as_ref().ok_or(PoolError::Shutdown)?;
         tx.send(job).map_err(|_| PoolError::Shutdown)
     }
 
     /// Queues a job for one worker.
     pub fn submit_to(&self, worker: usize, job: Job) -> Result<(), PoolError> {
-        let guard = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = lock(&self.own);
         let tx = guard.get(worker).ok_or(PoolError::Shutdown)?;
         tx.send(job).map_err(|_| PoolError::Shutdown)
     }
@@ -153,25 +187,44 @@ impl Pool {
 
     /// Interrupts (with `KeyboardInterrupt`) the running jobs of `group`, or
     /// every running job when `group` is 0.
+    /// Workers whose job does not stop within [`STOP_GRACE`] are replaced.
     pub fn interrupt(&self, group: u64) {
-        for ctl in &self.ctls {
-            ctl.interrupt(group);
+        let ctls = lock(&self.ctls).clone();
+        let hit: Vec<(usize, Arc<WorkerCtl>, u64)> = ctls
+            .iter()
+            .enumerate()
+            .filter_map(|(i, ctl)| ctl.interrupt(group).map(|g| (i, Arc::clone(ctl), g)))
+            .collect();
+        if hit.is_empty() {
+            return;
         }
+        let me = self.me.clone();
+        let _ = std::thread::Builder::new()
+            .name("parpy-watchdog".into())
+            .spawn(move || {
+                std::thread::sleep(STOP_GRACE);
+                let Some(pool) = me.upgrade() else { return };
+                for (i, ctl, g) in hit {
+                    if ctl.running.load(Ordering::SeqCst) == g {
+                        pool.replace(i, &ctl);
+                    }
+                }
+            });
     }
 
     /// Stops accepting work. Workers finish what is queued, then end their
     /// interpreters; see [`Pool::wait_exited`].
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        self.shared.lock().unwrap_or_else(|e| e.into_inner()).take();
-        self.own.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        lock(&self.shared).take();
+        lock(&self.own).clear();
     }
 
     /// Waits up to `timeout` for every worker thread to end; true when all
     /// have (their threads are then joined). Call it detached.
     pub fn wait_exited(&self, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
-        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        let mut threads = lock(&self.threads);
         while !threads.is_empty() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.exited.recv_timeout(left) {
@@ -210,4 +263,8 @@ impl Pool {
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

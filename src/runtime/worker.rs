@@ -148,6 +148,9 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
         }
         CURRENT.with(|c| c.borrow_mut().take());
         let _ = job.reply.tx.send(event);
+        if ws.ctl.abandoned.load(Ordering::SeqCst) {
+            break; // a replacement took this worker's place
+        }
     }
     drop(funcs);
     if let Some(h) = &hooks

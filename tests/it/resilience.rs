@@ -129,3 +129,23 @@ fn unread_map_results_still_run_and_print() {
         o.stderr
     );
 }
+
+#[test]
+fn a_worker_stuck_in_c_code_is_replaced() {
+    let t = Instant::now();
+    let o = Run::parpy().arg(script("stuck.py")).run();
+    assert_eq!(
+        ok(&o),
+        "cancelled: True\nreplacement answers: 5 True\n",
+        "{}",
+        o.stderr
+    );
+    // The abandoned worker is ended when its call returns, before the process exits.
+    assert!(t.elapsed() >= Duration::from_secs(2));
+    assert!(
+        o.stderr
+            .starts_with("parpy: waiting for running tasks to finish"),
+        "{}",
+        o.stderr
+    );
+}
