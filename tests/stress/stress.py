@@ -55,6 +55,9 @@ def rss_mb():
 def main():
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     ex = parpy.Executor()
+    # Start both pools (this executor's and the default one) before measuring.
+    list(ex.map(work, range(10)))
+    list(parpy.parallel(work).map_unordered(range(10)))
     seen = bytearray(total)
     done = 0
     rss_at_100k = None
