@@ -103,6 +103,9 @@ pub enum Event {
     },
     /// Asks the futures collector to stop.
     Stop,
+    /// Nudges a thread that waits for one future itself (see `parpy._drive`):
+    /// the collector settled something it may be waiting for.
+    Wake,
 }
 
 /// How long a waiting thread polls its channel before sleeping on it.

@@ -865,20 +865,27 @@ def _first_pool():
     _collector.start()
 
 
+def _dispatch(events):
+    """Writes worker output and settles futures (collector or direct waiter)."""
+    for ev in events:
+        if ev[0] == 0:
+            _write_output(ev[1], ev[2])
+        else:
+            _, tag, status, payload = ev
+            fut = _pending.pop(tag, None)
+            if fut is not None:
+                _settle(fut, status, payload)
+
+
 def _collect_loop():
     while True:
         try:
-            events = _collect(1.0)
+            events = _collect(1.0, False)
             if events is None:
                 return
-            for ev in events:
-                if ev[0] == 0:
-                    _write_output(ev[1], ev[2])
-                else:
-                    _, tag, status, payload = ev
-                    fut = _pending.pop(tag, None)
-                    if fut is not None:
-                        _settle(fut, status, payload)
+            if events:
+                _dispatch(events)
+                _wake_direct()
         except BaseException:
             # Never let the collector die: every pending future depends on it.
             try:
@@ -886,6 +893,24 @@ def _collect_loop():
                 traceback.print_exc()
             except BaseException:
                 pass
+
+
+def _drive(fut, timeout):
+    """Waits for ``fut`` by taking results from the channel in this very
+    thread (the collector steps aside meanwhile)."""
+    import time
+    end = None if timeout is None else time.monotonic() + timeout
+    while not fut.done():
+        wait = 0.05
+        if end is not None:
+            wait = min(wait, end - time.monotonic())
+            if wait <= 0:
+                return
+        events = _collect(wait, True)
+        if events is None:
+            return
+        if events:
+            _dispatch(events)
 
 
 def _install_sigint():
@@ -1201,6 +1226,16 @@ def _define_executor():
         def __init__(self, pool, tag):
             super().__init__()
             self._parpy_job = (pool, tag)
+
+        def result(self, timeout=None):
+            if not self.done():
+                _drive(self, timeout)
+            return super().result(timeout)
+
+        def exception(self, timeout=None):
+            if not self.done():
+                _drive(self, timeout)
+            return super().exception(timeout)
 
         def cancel(self):
             if self.done():
