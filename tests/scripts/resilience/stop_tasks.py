@@ -24,14 +24,14 @@ if __name__ == "__main__":
     assert f.cancel() and f.cancelled()
     # The worker is free again at once: both workers answer quickly.
     assert list(ex.map(spin, [10, 10], chunksize=1)) == [45, 45]
-    print("cancel stops a running task:", time.monotonic() - t < 2)
+    print("cancel stops a running task:", time.monotonic() - t < 5)
     try:
         list(ex.map(spin, [10**11] * 2, timeout=0.2))
     except TimeoutError:
         print("map timeout: TimeoutError")
     t = time.monotonic()
     assert ex.submit(spin, 10).result() == 45
-    print("workers free after the timeout:", time.monotonic() - t < 2)
+    print("workers free after the timeout:", time.monotonic() - t < 5)
     f = ex.submit(spin, 10**11)
     try:
         f.result(timeout=0.1)
@@ -41,4 +41,4 @@ if __name__ == "__main__":
     time.sleep(0.2)
     t = time.monotonic()
     ex.shutdown(wait=True, cancel_futures=True)
-    print("shutdown(cancel_futures=True) fast:", time.monotonic() - t < 2, all(x.cancelled() for x in futs))
+    print("shutdown(cancel_futures=True) fast:", time.monotonic() - t < 5, all(x.cancelled() for x in futs))
