@@ -30,6 +30,11 @@ fn exec_module(gil: Gil<'_>, module: &Obj) -> PyResult<()> {
     let dict = module.getattr(gil, c"__dict__")?;
     // Code run from a dict without __builtins__ cannot import (PyImport_Import looks there).
     dict.dict_set(gil, &gil.str("__builtins__")?, &gil.import("builtins")?)?;
+    module.setattr(
+        gil,
+        c"SharedBytes",
+        &crate::ffi::shared::make_type(gil, module)?,
+    )?;
     gil.exec(SOURCE, "<parpy>", &dict)
 }
 

@@ -25,6 +25,7 @@ pub(super) static FUNCTIONS: &[NativeFn] = &[
     NativeFn::new(c"_set_exit_code", set_exit_code),
     NativeFn::new(c"_set_died_of_sigint", set_died_of_sigint),
     NativeFn::new(c"_emit", emit),
+    NativeFn::new(c"_share", share),
     NativeFn::new(c"_pool_start", pool_start),
     NativeFn::new(c"_pool_init", pool_init),
     NativeFn::new(c"_pool_shutdown", pool_shutdown),
@@ -375,6 +376,13 @@ fn set_exit_code(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
 fn set_died_of_sigint(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
     DIED_OF_SIGINT.store(true, Ordering::SeqCst);
     Ok(gil.none())
+}
+
+/// `_share(data: bytes) -> SharedBytes`: one copy, into memory all interpreters share.
+fn share(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let data: std::sync::Arc<[u8]> = std::sync::Arc::from(arg(gil, args, 0)?.as_bytes(gil)?);
+    let tp = gil.import("parpy")?.getattr(gil, c"SharedBytes")?;
+    crate::ffi::shared::new_shared(gil, &tp, data)
 }
 
 /// `_emit(stream, text) -> bool`: a worker's output line(s) to the main interpreter.

@@ -18,5 +18,6 @@ pub mod embed;
 pub mod interp;
 pub mod module;
 mod object;
+pub mod shared;
 
 pub use object::{ExcKind, Gil, Kind, Obj, PyErr, PyResult};

@@ -1,5 +1,8 @@
 //! The native value codec with its pickle fallback.
 
+use std::sync::Arc;
+
+use crate::ffi::shared::{new_shared, shared_data};
 use crate::ffi::{ExcKind, Gil, Kind, Obj, PyErr, PyResult};
 
 /// A Python value as plain Rust data, free to move between threads.
@@ -20,6 +23,8 @@ pub enum Value {
     Dict(Vec<(Value, Value)>),
     Set(Vec<Value>),
     FrozenSet(Vec<Value>),
+    /// A `parpy.SharedBytes`: the same memory, seen by every interpreter.
+    Shared(Arc<[u8]>),
     /// Anything else, as a pickle (protocol 5).
     Pickled(Vec<u8>),
 }
@@ -74,7 +79,10 @@ fn encode_at(gil: Gil<'_>, obj: &Obj, depth: usize) -> PyResult<Value> {
         }
         Kind::Set => Value::Set(encode_all(gil, obj.iter_items(gil)?, depth)?),
         Kind::FrozenSet => Value::FrozenSet(encode_all(gil, obj.iter_items(gil)?, depth)?),
-        Kind::Other => pickle(gil, obj)?,
+        Kind::Other => match shared_data(obj) {
+            Some(data) => Value::Shared(data),
+            None => pickle(gil, obj)?,
+        },
     })
 }
 
@@ -111,6 +119,10 @@ pub fn decode(gil: Gil<'_>, v: &Value) -> PyResult<Obj> {
         }
         Value::Set(items) => gil.set(decode_all(gil, items)?, false),
         Value::FrozenSet(items) => gil.set(decode_all(gil, items)?, true),
+        Value::Shared(data) => {
+            let tp = gil.import("parpy")?.getattr(gil, c"SharedBytes")?;
+            new_shared(gil, &tp, Arc::clone(data))
+        }
         Value::Pickled(data) => {
             let loads = gil.import("pickle")?.getattr(gil, c"loads")?;
             loads.call(gil, &[&gil.bytes(data)?])

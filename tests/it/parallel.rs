@@ -337,3 +337,9 @@ fn numpy_tasks_fall_back_with_identical_results() {
         o.stderr
     );
 }
+
+#[test]
+fn shared_bytes_reach_workers_without_copies() {
+    let o = run2("shared_bytes.py");
+    assert_eq!(ok(&o), "shared OK\n", "{}", o.stderr);
+}

@@ -28,7 +28,7 @@ import sys as _sys
 
 __all__ = [
     "parallel", "ParallelFunction", "Executor", "Queue", "Context", "spmd",
-    "workers", "worker_id", "RemoteTraceback",
+    "workers", "worker_id", "RemoteTraceback", "share", "SharedBytes",
 ]
 
 # Native functions (_pool_start, _submit, …) are added to this module by the
@@ -51,6 +51,14 @@ class RemoteTraceback(Exception):
 
 class _StopLoad(BaseException):
     """Ends a worker's import of the script at its first parallel call."""
+
+
+def share(data):
+    """Copy ``data`` (bytes-like) once into memory that every interpreter can
+    read: passing the result to tasks costs a pointer, not a copy, however
+    large it is. Workers get a :class:`SharedBytes`; use ``memoryview(s)``,
+    ``len(s)`` or ``bytes(s)`` (a copy) on it."""
+    return _share(data if type(data) is bytes else bytes(data))
 
 
 def workers():
