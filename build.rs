@@ -48,7 +48,10 @@ fn main() {
              shared libpython. Point PARPY_PYTHON at a shared build."
         ));
     }
-    // The installed binary keeps finding libpython where it was built against;
+    // A parpy laid out as bin/parpy next to lib/libpython3.X.so (the
+    // distribution of packaging/dist.sh, an unpacked bundle) uses that
+    // libpython; any other keeps finding the one it was built against.
+    println!("cargo:rustc-link-arg-bins=-Wl,-rpath,$ORIGIN/../lib");
     println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{}", libdir.display());
     println!("cargo:rustc-env=PARPY_BUILD_PYTHON={exe}");
 }

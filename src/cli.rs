@@ -20,6 +20,7 @@ use clap::Parser;
     about = "Run Python scripts with true parallelism: own-GIL sub-interpreters on OS threads.",
     after_help = "Every python option (-c, -m, -i, -I, -E, -s, -S, -u, -O, -B, -W, -X, -P, -q, -V, -h …) \
 works after parpy's options, exactly as with python3. `parpy -h` shows python's own option list.\n\n\
+Packaging:\n  parpy bundle SCRIPT -o APP [--add PATH]... [-r REQS | --venv DIR]\n                    build a single-file executable of SCRIPT and its Python runtime\n                    (`parpy bundle --help`; to run a script named `bundle`, use `parpy ./bundle`)\n\n\
 Environment:\n  PARPY_WORKERS=N   worker count when -j is not given\n  PARPY_FALLBACK=M  --fallback when it is not given\n  PARPY_PYTHON=PATH (build time) the python3.X to build against"
 )]
 pub struct Options {
@@ -40,6 +41,10 @@ pub struct Options {
     /// Print this help, then exit
     #[arg(long)]
     pub help: bool,
+
+    /// Run as the bundled app APP (set by a bundle's launcher; see src/bundle)
+    #[arg(long, value_name = "APP", hide = true)]
+    pub bundled: Option<OsString>,
 }
 
 /// A parsed command line.
@@ -67,7 +72,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
     let mut i = 0;
     while i < rest.len() {
         let a = rest[i].to_string_lossy();
-        let takes_value = a == "-j" || a == "--workers" || a == "--fallback";
+        let takes_value = a == "-j" || a == "--workers" || a == "--fallback" || a == "--bundled";
         let inline = (a.starts_with("-j") && a.len() > 2)
             || a.starts_with("--workers=")
             || a.starts_with("--fallback=");

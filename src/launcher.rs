@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::Command;
 use crate::ffi::embed::{MainConfig, run_main};
-use crate::{api, runtime};
+use crate::{api, bundle, runtime};
 
 /// Runs the program described by `cmd` and returns its exit code.
 pub fn run(cmd: Command) -> Result<i32> {
@@ -20,10 +20,17 @@ pub fn run(cmd: Command) -> Result<i32> {
     runtime::set_fallback(cmd.options.fallback.as_deref()).map_err(anyhow::Error::msg)?;
 
     let exe = resolve_executable(&cmd.argv0).context("cannot locate the parpy executable")?;
+    // A bundled app (started by its bundle's launcher) runs on the runtime it carries.
+    let bundle = match &cmd.options.bundled {
+        Some(app) => Some(bundle::Launch::new(app.clone(), &exe)?),
+        None => None,
+    };
     // CPython finds a virtualenv (pyvenv.cfg) next to the executable it is told
     // about. An activated venv whose bin/ does not hold parpy is announced only
     // by VIRTUAL_ENV, so let CPython compute paths as that venv's python would.
-    let path_exe = activated_venv(&exe).map(|venv| venv.join("bin").join("python3"));
+    let path_exe = activated_venv(&exe)
+        .filter(|_| bundle.is_none())
+        .map(|venv| venv.join("bin").join("python3"));
 
     let mut argv = Vec::with_capacity(cmd.python_args.len() + 1);
     argv.push(cmd.argv0.clone());
@@ -33,8 +40,12 @@ pub fn run(cmd: Command) -> Result<i32> {
     let config = MainConfig {
         argv: &argv,
         executable: Some(path_exe.as_deref().unwrap_or(&exe)),
+        home: bundle.as_ref().map(bundle::Launch::home),
     };
-    let code = run_main(&config, |gil| api::setup_main(gil, &exe));
+    let code = run_main(&config, |gil| {
+        api::setup_main(gil, &exe)?;
+        bundle.as_ref().map_or(Ok(()), |b| b.setup(gil))
+    });
     if api::died_of_sigint() && code != 0 {
         return Ok(crate::ffi::embed::exit_by_sigint());
     }

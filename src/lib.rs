@@ -6,9 +6,11 @@
 //! * [`runtime`]: the worker pool: one own-GIL sub-interpreter per OS thread.
 //! * [`transfer`]: moving values between interpreters as plain Rust data.
 //! * [`api`]: the `parpy` Python module that scripts import.
+//! * [`bundle`]: `parpy bundle`, single-file executables of a script and its runtime.
 //! * [`ffi`]: the only module with `unsafe` code.
 
 pub mod api;
+pub mod bundle;
 pub mod cli;
 pub mod ffi;
 pub mod launcher;
@@ -37,6 +39,9 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<i32> {
             ffi::embed::python_version()
         );
         return Ok(0);
+    }
+    if cmd.options.bundled.is_none() && cmd.python_args.first().is_some_and(|a| a == "bundle") {
+        return bundle::create::run(&cmd.python_args[1..]);
     }
     launcher::run(cmd)
 }

@@ -15,6 +15,9 @@ pub struct MainConfig<'a> {
     /// The executable path that CPython computes `sys.prefix` and virtualenv
     /// detection from; `None` lets CPython derive it from argv[0].
     pub executable: Option<&'a Path>,
+    /// The Python prefix (`PyConfig.home`, as `PYTHONHOME` would set it) for
+    /// the standard library; `None` lets CPython search from the executable.
+    pub home: Option<&'a Path>,
 }
 
 /// The version string of the CPython that parpy runs, e.g. `3.13.0 (main, …)`.
@@ -53,6 +56,13 @@ pub fn run_main(cfg: &MainConfig<'_>, setup: impl FnOnce(Gil<'_>) -> PyResult<()
             let c = CString::new(exe.as_os_str().as_bytes()).unwrap_or_default();
             let status =
                 ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, c.as_ptr());
+            if let Some(code) = status_exit(&mut config, status) {
+                return code;
+            }
+        }
+        if let Some(home) = cfg.home {
+            let c = CString::new(home.as_os_str().as_bytes()).unwrap_or_default();
+            let status = ffi::PyConfig_SetBytesString(&mut config, &mut config.home, c.as_ptr());
             if let Some(code) = status_exit(&mut config, status) {
                 return code;
             }
