@@ -24,6 +24,7 @@ SHORT = {
     "interpreters": "InterpreterPool",
     "free-threaded": "free-threaded threads",
     "parpy": "parpy",
+    "parpy-share": "parpy, share()",
 }
 COLOURS = {
     "sequential": "#888888",
@@ -33,6 +34,7 @@ COLOURS = {
     "interpreters": "#2ca02c",
     "free-threaded": "#9467bd",
     "parpy": "#d62728",
+    "parpy-share": "#f08080",
 }
 
 
@@ -72,7 +74,7 @@ def main():
             ax.legend(fontsize=8, loc="upper left")
 
     def bars(ax, values, title, xlabel, fmt):
-        peers = [p for p in ("sequential",) + ORDER if values.get(p)]
+        peers = [p for p in ("sequential",) + ORDER + ("parpy-share",) if values.get(p)]
         ys = list(range(len(peers)))
         vals = [values[p] for p in peers]
         ax.barh(ys, vals, color=[COLOURS[p] for p in peers])

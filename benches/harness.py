@@ -63,6 +63,44 @@ def timed(fn, *args):
     return time.perf_counter() - t, out
 
 
+_CLK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _busy():
+    """CPU seconds the whole machine has spent busy (all CPUs, steal included)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return (sum(v) - v[3] - v[4]) / _CLK
+
+
+def _ours():
+    """CPU seconds used so far by this process and its live descendants."""
+    total = 0
+    for pid in _tree(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / _CLK
+
+
+def measured(fn):
+    """``(seconds, others, result)``: ``others`` is how many CPUs other
+    processes on the machine kept busy meanwhile, on average (None off Linux)."""
+    b0, o0 = _busy(), _ours()
+    t = time.perf_counter()
+    out = fn()
+    dt = time.perf_counter() - t
+    b1, o1 = _busy(), _ours()
+    others = None if b0 is None or b1 is None else max(0.0, (b1 - b0) - (o1 - o0)) / dt
+    return dt, others, out
+
+
 def median(xs):
     xs = sorted(xs)
     n = len(xs)
@@ -92,21 +130,22 @@ def bench_scaling(spec):
     size, tasks = spec["size"], spec["tasks"]
     ids = list(range(tasks))
     sizes = [size] * tasks
-    out = {"par": {}}
+    out = {"par": {}, "par_others": {}}
     expected = None
     fn(0, max(1, size // 10))  # warm up this interpreter before the first timing
     if spec.get("seq"):
-        dt, res = timed(lambda: [fn(i, size) for i in ids])
-        out["seq"] = dt
+        dt, others, res = measured(lambda: [fn(i, size) for i in ids])
+        out["seq"], out["seq_others"] = dt, others
         expected = res
     for k in spec.get("workers", []):
         pool = make_pool(spec["peer"], k)
         try:
             warm(pool, k)
-            dt, res = timed(lambda: list(pool.map(fn, ids, sizes)))
+            dt, others, res = measured(lambda: list(pool.map(fn, ids, sizes)))
         finally:
             pool.shutdown(wait=True)
         out["par"][str(k)] = dt
+        out["par_others"][str(k)] = others
         if expected is not None and res != expected:
             raise AssertionError(f"{spec['peer']} with {k} workers computed other results")
         expected = res
@@ -272,7 +311,6 @@ def bench_large(spec):
     peer, k = spec["peer"], spec["workers"]
     n = spec["mb"] * 1_000_000
     data = (bytes(range(256)) * (n // 256 + 1))[:n]
-    cap = spec["cap"]
     out = {"single": [], "broadcast": None}
     if peer == "sequential":
         for _ in range(spec["reps"]):
@@ -283,21 +321,33 @@ def bench_large(spec):
     pool = make_pool(peer, k)
     try:
         warm(pool, k)
-        start = time.perf_counter()
-        for _ in range(spec["reps"]):
-            dt, got = timed(lambda: pool.submit(kernels.size, data).result())
-            if got != n:
-                raise AssertionError("wrong length")
-            out["single"].append(dt)
-            if time.perf_counter() - start > cap:
-                break
-        dt, got = timed(lambda: list(pool.map(kernels.size, [data] * k)))
-        if got != [n] * k:
-            raise AssertionError("wrong lengths")
-        out["broadcast"] = dt
+        _send(pool, data, n, k, spec, out)
+        if peer == "parpy" and spec.get("share"):
+            import parpy
+            if hasattr(parpy, "share"):
+                # parpy's zero-copy path: one copy into shared memory, then
+                # every send is a reference.
+                dt, shared = timed(parpy.share, data)
+                out["shared"] = {"single": [], "broadcast": None, "share_once": dt}
+                _send(pool, shared, n, k, spec, out["shared"])
     finally:
         pool.shutdown(wait=True)
     return out
+
+
+def _send(pool, data, n, k, spec, out):
+    start = time.perf_counter()
+    for _ in range(spec["reps"]):
+        dt, got = timed(lambda: pool.submit(kernels.size, data).result())
+        if got != n:
+            raise AssertionError("wrong length")
+        out["single"].append(dt)
+        if time.perf_counter() - start > spec["cap"]:
+            break
+    dt, got = timed(lambda: list(pool.map(kernels.size, [data] * k)))
+    if got != [n] * k:
+        raise AssertionError("wrong lengths")
+    out["broadcast"] = dt
 
 
 def bench_copy(spec):
