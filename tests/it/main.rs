@@ -3,5 +3,6 @@
 
 mod common;
 mod launcher;
+mod packaging;
 mod parallel;
 mod resilience;
