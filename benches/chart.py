@@ -111,9 +111,12 @@ def main():
         bars(fig.add_subplot(grid[1, 3]), first, "cold start to the first result",
              "ms (log scale, lower is better)", lambda v: f"{v:.0f} ms")
 
+    busy = summary.get("others", {}).get("scaling")
     fig.suptitle(f"parpy and its peers — {meta['machine']['cpu_model']}, {meta['machine']['cpus']} CPUs, "
                  f"Python {meta['python']['reference_version']}, {meta['mode']} mode "
-                 f"(medians of {meta['rounds']} round{'s' if meta['rounds'] != 1 else ''})")
+                 f"(medians of {meta['rounds']} round{'s' if meta['rounds'] != 1 else ''})"
+                 + (f"; other processes kept {busy['median']:.2f} CPUs busy during the scaling runs (median)"
+                    if busy else ""))
     fig.savefig(dst, dpi=100)
 
 

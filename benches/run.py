@@ -998,8 +998,9 @@ def write_markdown(path, meta, summary, peers, errors):
               "target/release/parpy benches/run.py --python-ft /path/to/python3.13t --out docs/\n```")
     md.append("")
     md.append("`--only scaling,roundtrip,throughput,coldstart,memory,large` runs a subset; `--rounds N` overrides "
-              "the mode's rounds; `--parpy PATH` and `--python PATH` pick the binaries. The venv lives in "
-              "benches/.venv (git-ignored).")
+              "the mode's rounds; `--parpy PATH` and `--python PATH` pick the binaries; `--render DIR` rewrites "
+              "DIR/benchmarks.md and .png from DIR/benchmarks.json without measuring. The venv lives in "
+              "benches/.venv (git-ignored). `bash benches/smoke.sh` is a one-minute smoke check of the suite.")
     md.append("")
     with open(path, "w") as f:
         f.write("\n".join(md))
