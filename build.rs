@@ -48,12 +48,41 @@ fn main() {
              shared libpython. Point PARPY_PYTHON at a shared build."
         ));
     }
+    check_pyo3_agrees(major, minor, &exe);
     // A parpy laid out as bin/parpy next to lib/libpython3.X.so (the
     // distribution of packaging/dist.sh, an unpacked bundle) uses that
     // libpython; any other keeps finding the one it was built against.
     println!("cargo:rustc-link-arg-bins=-Wl,-rpath,$ORIGIN/../lib");
     println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{}", libdir.display());
     println!("cargo:rustc-env=PARPY_BUILD_PYTHON={exe}");
+}
+
+/// PyO3 probes its interpreter once and caches the result; after a switch of
+/// `PARPY_PYTHON` its cached configuration can name another Python than the
+/// one found now. Building on would give a binary that crashes, so say what to do.
+fn check_pyo3_agrees(major: u32, minor: u32, exe: &str) {
+    let Ok(hex) = std::env::var("DEP_PYTHON_PYO3_CONFIG") else {
+        return;
+    };
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect();
+    let config = String::from_utf8_lossy(&bytes);
+    let field = |key: &str| {
+        config
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_owned)
+    };
+    let version = field("version").unwrap_or_default();
+    let configured_exe = field("executable").unwrap_or_default();
+    let wanted = format!("{major}.{minor}");
+    if version != wanted || (!configured_exe.is_empty() && configured_exe != exe) {
+        fail(&format!(
+            "PyO3 is configured for Python {version} ({configured_exe}) by an earlier build, \
+             but this build uses Python {wanted} ({exe}). Run `cargo clean` and build again."
+        ));
+    }
 }
 
 fn fail(msg: &str) -> ! {
