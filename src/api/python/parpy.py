@@ -853,14 +853,13 @@ def _first_pool():
         return
     _started = True
     # Extension modules whose per-interpreter state breaks when several
-    # sub-interpreters end (upstream gh-136421) are loaded here first.
-    try:
-        if _sys.version_info >= (3, 13):
-            import _datetime  # noqa: F401
-        else:
-            import _decimal  # noqa: F401
-    except ImportError:
-        pass
+    # sub-interpreters end (upstream gh-136421: _datetime on 3.13, and on
+    # 3.12 _datetime and _decimal) are loaded here first.
+    for name in ("_datetime", "_decimal"):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
     main = _sys.modules.get("__main__")
     if main is not None:
         # Objects pickled in a worker name the script '__mp_main__'.
