@@ -8,6 +8,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PARPY_PYTHON");
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
     println!("cargo:rerun-if-changed=packaging/find-python");
+    println!("cargo:rerun-if-changed=src/api/python/parpy.py");
 
     let python = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "packaging/find-python".into());
     let probe = "import sys, sysconfig\n\
@@ -55,6 +56,7 @@ fn main() {
     println!("cargo:rustc-link-arg-bins=-Wl,-rpath,$ORIGIN/../lib");
     println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{}", libdir.display());
     println!("cargo:rustc-env=PARPY_BUILD_PYTHON={exe}");
+    compile_api(&exe);
 }
 
 /// PyO3 probes its interpreter once and caches the result; after a switch of
@@ -82,6 +84,24 @@ fn check_pyo3_agrees(major: u32, minor: u32, exe: &str) {
             "PyO3 is configured for Python {version} ({configured_exe}) by an earlier build, \
              but this build uses Python {wanted} ({exe}). Run `cargo clean` and build again."
         ));
+    }
+}
+
+/// Compiles the Python half of the `parpy` module once, here, with the very
+/// CPython it is built against, so that no interpreter (the main one or a
+/// worker) spends ~10 ms compiling it at import: they unmarshal the code.
+fn compile_api(python: &str) {
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("parpy.marshal");
+    let script = "import marshal, sys\n\
+                  src = open(sys.argv[1], encoding='utf-8').read()\n\
+                  code = compile(src, '<parpy>', 'exec', dont_inherit=True, optimize=0)\n\
+                  open(sys.argv[2], 'wb').write(marshal.dumps(code))";
+    let status = Command::new(python)
+        .args(["-I", "-c", script, "src/api/python/parpy.py"])
+        .arg(&out)
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        fail("could not compile src/api/python/parpy.py");
     }
 }
 

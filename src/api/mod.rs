@@ -13,8 +13,8 @@ use crate::ffi::{Gil, Obj, PyResult};
 
 pub use native::{died_of_sigint, exit_code_override};
 
-/// The Python half of the module.
-const SOURCE: &str = include_str!("python/parpy.py");
+/// The Python half of the module (`python/parpy.py`), compiled by build.rs.
+const CODE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/parpy.marshal"));
 
 static SPEC: ModuleSpec = ModuleSpec {
     functions: native::FUNCTIONS,
@@ -35,7 +35,7 @@ fn exec_module(gil: Gil<'_>, module: &Obj) -> PyResult<()> {
         c"SharedBytes",
         &crate::ffi::shared::make_type(gil, module)?,
     )?;
-    gil.exec(SOURCE, "<parpy>", &dict)
+    gil.exec_marshalled(CODE, &dict)
 }
 
 static SCRIPT: OnceLock<Option<String>> = OnceLock::new();

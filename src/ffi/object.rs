@@ -203,20 +203,17 @@ impl<'py> Gil<'py> {
         unsafe { Obj::result(*self, ffi::PyImport_ImportModule(c.as_ptr())) }
     }
 
-    /// Executes `code` (a module body) in the dict `globals`.
-    pub fn exec(&self, code: &str, filename: &str, globals: &Obj) -> PyResult<()> {
-        let src = self.cstring(code)?;
-        let name = self.cstring(filename)?;
-        // SAFETY: attached; strings outlive the calls; `globals` is a dict we hold.
+    /// Executes a module body given as `marshal` data of a code object
+    /// (made by the same CPython version) in the dict `globals`.
+    pub fn exec_marshalled(&self, data: &[u8], globals: &Obj) -> PyResult<()> {
+        // SAFETY: attached (token); `data` is read during the call only;
+        // `globals` is a dict we hold.
         unsafe {
             let code = Obj::result(
                 *self,
-                ffi::Py_CompileString(src.as_ptr(), name.as_ptr(), ffi::Py_file_input),
+                ffi::PyMarshal_ReadObjectFromString(data.as_ptr().cast(), data.len() as ffi::Py_ssize_t),
             )?;
-            Obj::result(
-                *self,
-                ffi::PyEval_EvalCode(code.ptr(), globals.ptr(), globals.ptr()),
-            )?;
+            Obj::result(*self, ffi::PyEval_EvalCode(code.ptr(), globals.ptr(), globals.ptr()))?;
         }
         Ok(())
     }
