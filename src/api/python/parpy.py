@@ -1028,7 +1028,7 @@ def _default_executor():
     if _IN_WORKER or _IN_FALLBACK:
         return _Inline()
     if _default is None or _default._shutdown:
-        _default = __getattr__("Executor")()
+        _default = _pool_class()()
     return _default
 
 
@@ -1073,13 +1073,14 @@ def spmd(fn, *args, **kwargs):
     return _default_executor().spmd(fn, *args, **kwargs)
 
 
-def _define_executor():
-    import concurrent.futures as cf
+def _define_pool():
+    """The pool class. It needs no concurrent.futures (a 25 ms import) until
+    something asks for a Future, so ``@parallel`` map calls start faster."""
     import threading
     import time
 
-    class Executor(cf.Executor):
-        """A pool of own-GIL sub-interpreters; a drop-in for ProcessPoolExecutor."""
+    class _Pool:
+        """A pool of own-GIL sub-interpreters (see :class:`Executor`)."""
 
         def __init__(self, max_workers=None, initializer=None, initargs=()):
             if max_workers is None:
@@ -1108,6 +1109,7 @@ def _define_executor():
                     self._pool = _pool_start(self._max_workers, _worker_config())
                     _live.add(self)
                     if self._initializer is not None:
+                        import concurrent.futures as cf
                         fid, spec = _func_spec(self._initializer)
                         for tag in _pool_init(self._pool, fid, spec, self._initargs, _new_tags(self._max_workers)):
                             fut = cf.Future()
@@ -1123,7 +1125,7 @@ def _define_executor():
             if fid in _fallback_fids:
                 return _fallback().submit(spec, args, kwargs)
             tag = _new_tag()
-            fut = _Future(pool, tag)
+            fut = _future_class()(pool, tag)
             fut._parpy_call = (fid, spec, fn, args, kwargs)
             _pending[tag] = fut
             try:
@@ -1133,7 +1135,7 @@ def _define_executor():
                 raise
             return fut
 
-        submit.__doc__ = cf.Executor.submit.__doc__
+        submit.__doc__ = """Run ``fn(*args, **kwargs)`` on the pool; returns a Future."""
 
         def map(self, fn, *iterables, timeout=None, chunksize=1):
             """Like ``concurrent.futures.Executor.map``: all calls are queued
@@ -1214,7 +1216,15 @@ def _define_executor():
                 if wait:
                     _live.discard(self)
 
-        shutdown.__doc__ = cf.Executor.shutdown.__doc__
+        shutdown.__doc__ = """Stop accepting work; with ``wait``, wait for the workers to end.
+            ``cancel_futures=True`` cancels pending tasks and stops running ones."""
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, exc_type, exc_val, exc_tb):
+            self.shutdown(wait=True)
+            return False
 
         @property
         def max_workers(self):
@@ -1226,32 +1236,6 @@ def _define_executor():
                     self.shutdown(wait=False)
                 except Exception:
                     pass
-
-    class _Future(cf.Future):
-        """A Future whose ``cancel()`` also stops the task if it is running."""
-
-        def __init__(self, pool, tag):
-            super().__init__()
-            self._parpy_job = (pool, tag)
-
-        def result(self, timeout=None):
-            if not self.done():
-                _drive(self, timeout)
-            return super().result(timeout)
-
-        def exception(self, timeout=None):
-            if not self.done():
-                _drive(self, timeout)
-            return super().exception(timeout)
-
-        def cancel(self):
-            if self.done():
-                return self.cancelled()
-            if not super().cancel():
-                return False
-            _cancel(*self._parpy_job)
-            self.set_running_or_notify_cancel()
-            return True
 
     def _chunks(call, n, end):
         """``(start, values, outcomes)`` per finished chunk; writes output."""
@@ -1348,13 +1332,53 @@ def _define_executor():
                         timeout = None if end is None else max(0.0, end - time.monotonic())
                         yield futs[i].result(timeout)
             else:
+                import concurrent.futures as cf
                 for f in cf.as_completed(futs.values(), None if end is None else max(0.0, end - time.monotonic())):
                     yield f.result()
         finally:
             for f in futs.values():
                 f.cancel()
 
-    return Executor
+    return _Pool
+
+
+_future_cls = None
+
+
+def _future_class():
+    """The Future subclass of submit(), made at first use."""
+    global _future_cls
+    if _future_cls is None:
+        import concurrent.futures as cf
+
+        class _Future(cf.Future):
+            """A Future whose ``cancel()`` also stops the task if it is running."""
+
+            def __init__(self, pool, tag):
+                super().__init__()
+                self._parpy_job = (pool, tag)
+
+            def result(self, timeout=None):
+                if not self.done():
+                    _drive(self, timeout)
+                return super().result(timeout)
+
+            def exception(self, timeout=None):
+                if not self.done():
+                    _drive(self, timeout)
+                return super().exception(timeout)
+
+            def cancel(self):
+                if self.done():
+                    return self.cancelled()
+                if not super().cancel():
+                    return False
+                _cancel(*self._parpy_job)
+                self.set_running_or_notify_cancel()
+                return True
+
+        _future_cls = _Future
+    return _future_cls
 
 
 def _report_init_failure(fut):
@@ -1374,13 +1398,31 @@ def _new_tags(n):
 
 
 _Executor = None
+_PoolClass = None
+
+
+def _pool_class():
+    global _PoolClass
+    if _PoolClass is None:
+        _PoolClass = _define_pool()
+    return _PoolClass
 
 
 def __getattr__(name):
     global _Executor
     if name == "Executor":
         if _Executor is None:
-            _Executor = _define_executor()
+            import concurrent.futures as cf
+
+            class Executor(_pool_class(), cf.Executor):
+                """A pool of own-GIL sub-interpreters: a ``concurrent.futures.Executor``
+                and a drop-in for ``ProcessPoolExecutor``, plus ``spmd()``.
+
+                ``Executor(max_workers=None, initializer=None, initargs=())``; the
+                workers start on first use."""
+
+            Executor.__module__ = "parpy"
+            _Executor = Executor
         return _Executor
     raise AttributeError(f"module 'parpy' has no attribute {name!r}")
 
