@@ -591,7 +591,8 @@ def summarize(suite):
                     if q and quiet_base:
                         row["quiet_speedup"][k] = quiet_base / med(q)
                 rows[peer] = row
-            sc[kernel] = {"sequential": base, "quiet_sequential": quiet_base, "quiet_sequential_rounds": len(quiet_seqs),
+            sc[kernel] = {"sequential": base, "sequential_range": [min(seqs), max(seqs)] if seqs else None,
+                          "sequential_timings": len(seqs), "quiet_sequential": quiet_base, "quiet_sequential_rounds": len(quiet_seqs),
                           "size": suite.sizes.get(kernel),
                           "tasks": suite.cfg["tasks_per_worker"] * n, "peers": rows}
         out["scaling"] = sc
@@ -702,16 +703,71 @@ def peer_order(names):
     return [p for p in PEERS + ("parpy-share",) if p in names]
 
 
+def spread(sc):
+    """How much the very same sequential loop varied, in words."""
+    parts = []
+    for kernel, s in sc.items():
+        rng = s.get("sequential_range")
+        if rng and rng[0]:
+            parts.append(f"{kernel} {rng[0]:.2f}-{rng[1]:.2f} s ({(rng[1] / rng[0] - 1) * 100:.0f}%)")
+    return ("the same sequential loop on the reference python took " + ", ".join(parts) + ".") if parts else ""
+
+
+def verdict(summary, n):
+    """Where parpy is ahead of every peer and where not: against all peers, and
+    against those that run Python code in parallel (not ThreadPoolExecutor)."""
+    def tally(exclude):
+        wins, losses = [], []
+
+        def rank(name, values, higher):
+            mine = values.get("parpy")
+            rivals = {p: v for p, v in values.items()
+                      if p not in ("parpy", "sequential", "parpy-share") + exclude and v}
+            if not mine or not rivals:
+                return
+            best = (max if higher else min)(rivals, key=rivals.get)
+            ahead = mine > rivals[best] if higher else mine < rivals[best]
+            (wins if ahead else losses).append(name if ahead else f"{name} (best: {LABELS[best]})")
+
+        for kernel, s in summary.get("scaling", {}).items():
+            rank(f"{kernel}", {p: r["speedup"].get(str(n)) for p, r in s["peers"].items()}, True)
+        if "roundtrip" in summary:
+            rank("round trip", summary["roundtrip"], False)
+        if "throughput" in summary:
+            rank("throughput", {p: max(m["rate"] for m in per.values()) for p, per in summary["throughput"].items()}, True)
+        if "coldstart" in summary:
+            rank("cold start", {p: v["first"] for p, v in summary["coldstart"].items()}, False)
+        if "memory" in summary:
+            rank("memory per worker", {p: v.get("rss_per_worker") for p, v in summary["memory"]["peers"].items()}, False)
+        if "large" in summary:
+            rank("large data", {p: v.get("per_worker") for p, v in summary["large"].items()}, False)
+        return wins, losses
+
+    wins, losses = tally(())
+    if not wins and not losses:
+        return None
+    pwins, plosses = tally(("threads",))
+    return (f"**In short** (medians, scaling on {n} workers): parpy is ahead of every peer on "
+            + (", ".join(wins) or "nothing") + "; behind on " + (", ".join(losses) or "nothing") + ". "
+            + "Against the peers that run Python code in parallel (all but ThreadPoolExecutor), it is ahead on "
+            + (", ".join(pwins) or "nothing") + "; behind on " + (", ".join(plosses) or "nothing") + ".")
+
+
 def reading(summary, n):
     """Plain sentences on where parpy wins and loses, from the figures alone."""
     lines = []
+    v = verdict(summary, n)
+    if v:
+        lines += [v, ""]
     sc = summary.get("scaling")
     others = summary.get("others", {}).get("scaling")
     if sc and n >= 2 and others and others["median"] >= QUIET:
         lines.append(f"* **Contention**: other processes kept a median of {others['median']:.2f} of the {n} CPUs "
                      f"busy during the scaling jobs (up to {others['max']:.2f}), so {n}-worker runs often did not "
-                     f"get {n} free CPUs and every peer's median speedup is pulled down. The quiet-round figures "
-                     "use only timings taken while the machine was otherwise idle.")
+                     f"get {n} free CPUs and every peer's median speedup is pulled down. The quiet figures "
+                     "use only timings taken while no other process was busy, but the machine's own host is shared "
+                     "too, which no counter here shows: " + spread(sc) + " Differences of 10-20% between peers "
+                     "are within that noise.")
     if sc and n >= 2:
         for kernel, s in sc.items():
             peers = s["peers"]
@@ -864,8 +920,10 @@ def write_markdown(path, meta, summary, peers, errors):
         ks = [str(k) for k in range(1, n + 1)]
         eks = ks[1:]  # efficiency at 1 worker is the speedup
         for kernel, s in sc.items():
-            md.append(f"### {kernel} (size {s['size']}, {s['tasks']} calls; sequential {ms(s['sequential'])}, "
-                      f"on quiet timings {ms(s['quiet_sequential'])} (of {s['quiet_sequential_rounds']}))")
+            rng = s.get("sequential_range")
+            md.append(f"### {kernel} (size {s['size']}, {s['tasks']} calls; sequential {ms(s['sequential'])}"
+                      + (f", from {ms(rng[0])} to {ms(rng[1])} over {s['sequential_timings']} timings" if rng else "")
+                      + f"; on quiet timings {ms(s['quiet_sequential'])} (of {s['quiet_sequential_rounds']}))")
             md.append("")
             header = ["peer"] + [f"{k} worker{'s' if k != '1' else ''}" for k in ks] + \
                      [f"speedup {k}w" for k in ks] + [f"efficiency {k}w" for k in eks] + \
@@ -993,7 +1051,7 @@ def write_markdown(path, meta, summary, peers, errors):
     md.append("## How to run")
     md.append("")
     md.append("```sh\ncargo build --release\n"
-              "target/release/parpy benches/run.py --quick              # a few minutes, writes benches/results/\n"
+              "target/release/parpy benches/run.py --quick              # about 1.5 minutes (under 3), writes benches/results/\n"
               "target/release/parpy benches/run.py --out docs/          # the full run that wrote this page\n"
               "target/release/parpy benches/run.py --python-ft /path/to/python3.13t --out docs/\n```")
     md.append("")
