@@ -121,7 +121,7 @@ pub fn spin<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
         if std::time::Instant::now() >= until {
             return None;
         }
-        std::hint::spin_loop();
+        std::thread::yield_now();
     }
 }
 
