@@ -149,9 +149,11 @@ def snapshot(exe):
     return copy, digest
 
 
-def git_describe():
+def git_describe(exe):
+    """The commit of the source tree that holds the parpy binary, if any."""
     try:
-        return capture(["git", "-C", ROOT, "describe", "--always", "--dirty"], timeout=30)
+        top = capture(["git", "-C", os.path.dirname(os.path.realpath(exe)), "rev-parse", "--show-toplevel"], timeout=30)
+        return capture(["git", "-C", top, "describe", "--always", "--dirty"], timeout=30) + f" ({top})"
     except Exception:
         return None
 
@@ -1210,7 +1212,7 @@ def main():
         "python": {
             "reference": ref, "reference_version": ref_v,
             "parpy": parpy_src, "parpy_version": parpy_v, "parpy_sha256": parpy_sha,
-            "git": git_describe(),
+            "git": git_describe(parpy_src) if parpy_src else None,
             "free_threaded": (f"{args.python_ft} ({by_name['free-threaded'].info.get('python')})" if args.python_ft else None),
         },
         "packages": packages,
