@@ -763,12 +763,14 @@ def reading(summary, n):
         lines += [v, ""]
     sc = summary.get("scaling")
     others = summary.get("others", {}).get("scaling")
-    if sc and n >= 2 and others and others["median"] >= QUIET:
-        lines.append(f"* **Contention**: other processes kept a median of {others['median']:.2f} of the {n} CPUs "
-                     f"busy during the scaling jobs (up to {others['max']:.2f}), so {n}-worker runs often did not "
-                     f"get {n} free CPUs and every peer's median speedup is pulled down. The quiet figures "
-                     "use only timings taken while no other process was busy, but the machine's own host is shared "
-                     "too, which no counter here shows: " + spread(sc) + " Differences of 10-20% between peers "
+    if sc and n >= 2 and others:
+        busy = (f"other processes kept a median of {others['median']:.2f} of the {n} CPUs busy during the scaling "
+                f"jobs (up to {others['max']:.2f})")
+        if others["median"] >= QUIET:
+            busy += (f", so {n}-worker runs often did not get {n} free CPUs and every peer's median speedup is "
+                     "pulled down; the quiet figures use only timings taken while no other process was busy")
+        lines.append(f"* **Noise**: {busy}. The machine's host is shared too, which no counter here shows: "
+                     + spread(sc) + " Differences of 10-20% between peers, and efficiencies above 100%, "
                      "are within that noise.")
     if sc and n >= 2:
         for kernel, s in sc.items():
@@ -808,9 +810,13 @@ def reading(summary, n):
     if rt and "parpy" in rt:
         pools = {p: v for p, v in rt.items() if p != "sequential"}
         best = min(pools, key=pools.get)
-        lines.append(f"* **Round trip**: parpy {rt['parpy']:.1f} µs per submit().result(); "
-                     f"fastest pool is {LABELS[best]} at {pools[best]:.1f} µs"
-                     + ("." if best != "parpy" else f"; next {min((v, p) for p, v in pools.items() if p != 'parpy')[0]:.1f} µs."))
+        if best == "parpy":
+            nxt = min((p for p in pools if p != "parpy"), key=pools.get)
+            lines.append(f"* **Round trip**: parpy {rt['parpy']:.1f} µs per submit().result(), the fastest pool "
+                         f"(next: {LABELS[nxt]}, {pools[nxt]:.1f} µs).")
+        else:
+            lines.append(f"* **Round trip**: parpy {rt['parpy']:.1f} µs per submit().result(); "
+                         f"fastest pool is {LABELS[best]} at {pools[best]:.1f} µs.")
     tp = summary.get("throughput")
     if tp and "parpy" in tp:
         mine = tp["parpy"].get("@parallel .map (default)", {}).get("rate")
