@@ -211,9 +211,15 @@ impl<'py> Gil<'py> {
         unsafe {
             let code = Obj::result(
                 *self,
-                ffi::PyMarshal_ReadObjectFromString(data.as_ptr().cast(), data.len() as ffi::Py_ssize_t),
+                ffi::PyMarshal_ReadObjectFromString(
+                    data.as_ptr().cast(),
+                    data.len() as ffi::Py_ssize_t,
+                ),
             )?;
-            Obj::result(*self, ffi::PyEval_EvalCode(code.ptr(), globals.ptr(), globals.ptr()))?;
+            Obj::result(
+                *self,
+                ffi::PyEval_EvalCode(code.ptr(), globals.ptr(), globals.ptr()),
+            )?;
         }
         Ok(())
     }
