@@ -1,6 +1,7 @@
 //! Sub-interpreters with their own GIL (PEP 684), one per OS thread.
 
 use std::ffi::CStr;
+use std::sync::{Arc, Mutex};
 
 use pyo3_ffi as ffi;
 
@@ -12,7 +13,14 @@ use super::object::Gil;
 /// The thread must not be attached to any interpreter when calling this. All
 /// objects created inside `f` are dropped before the interpreter ends, because
 /// `Obj` cannot escape the closure (it is `!Send` and the result must be `Send`).
-pub fn run_in_new_interpreter<T: Send>(f: impl FnOnce(Gil<'_>) -> T) -> Result<T, String> {
+///
+/// The interpreter is published in `slot` while `f` runs, so that other
+/// threads can interrupt it ([`InterruptSlot::interrupt`]); it is withdrawn
+/// before the interpreter ends.
+pub fn run_in_new_interpreter<T: Send>(
+    slot: &InterruptSlot,
+    f: impl FnOnce(Gil<'_>) -> T,
+) -> Result<T, String> {
     let config = ffi::PyInterpreterConfig {
         use_main_obmalloc: 0,
         allow_fork: 0,
@@ -40,7 +48,10 @@ pub fn run_in_new_interpreter<T: Send>(f: impl FnOnce(Gil<'_>) -> T) -> Result<T
         return Err(format!("could not create a sub-interpreter: {msg}"));
     }
     // SAFETY: attached to the new interpreter (just created on this thread).
-    let out = f(unsafe { Gil::assume() });
+    let gil = unsafe { Gil::assume() };
+    slot.publish(gil);
+    let out = f(gil);
+    slot.withdraw(gil);
     // SAFETY: `tstate` is this thread's current state for the interpreter being
     // ended; no object of it is alive outside (see above).
     unsafe { ffi::Py_EndInterpreter(tstate) };
@@ -56,20 +67,18 @@ pub fn current_interpreter_id(_gil: Gil<'_>) -> i64 {
 /// Where a worker's interpreter and thread are, so that another thread can
 /// interrupt the Python code it runs.
 #[derive(Clone, Copy)]
-pub struct InterpHandle {
+struct InterpHandle {
     interp: *mut ffi::PyInterpreterState,
     thread_id: u64,
 }
 
-// SAFETY: the pointer is only dereferenced by CPython inside `interrupt`,
-// which the owner guarantees to call only while the interpreter is alive
-// (the worker withdraws its handle before ending the interpreter).
+// SAFETY: the pointer is only dereferenced by CPython inside
+// `InterruptSlot::interrupt`, while the slot's lock guarantees that the
+// interpreter is alive (it is withdrawn, under that lock, before it ends).
 unsafe impl Send for InterpHandle {}
-// SAFETY: as above; the handle is read-only data.
-unsafe impl Sync for InterpHandle {}
 
 /// The handle of the interpreter and thread this thread is attached to.
-pub fn current_handle(_gil: Gil<'_>) -> InterpHandle {
+fn current_handle(_gil: Gil<'_>) -> InterpHandle {
     // SAFETY: attached (token), so there is a current thread state and interpreter.
     unsafe {
         let ts = ffi::PyThreadState_Get();
@@ -82,28 +91,58 @@ pub fn current_handle(_gil: Gil<'_>) -> InterpHandle {
     }
 }
 
-/// Raises `KeyboardInterrupt` asynchronously in the handle's thread, if
-/// `still_wanted()` (called while holding that interpreter's GIL, so the
-/// thread is between bytecodes) says so. Blocks while that interpreter's
-/// GIL is held by a long C call. Returns whether the exception was set.
-///
-/// # Safety
-/// The interpreter of `h` must stay alive for the whole call, and this
-/// thread must not be attached to any interpreter.
-pub unsafe fn interrupt(h: &InterpHandle, still_wanted: impl FnOnce() -> bool) -> bool {
-    // SAFETY: per the contract the interpreter is alive and this thread has
-    // no thread state; we attach a fresh one, use it, and delete it.
-    unsafe {
-        let ts = ffi::PyThreadState_New(h.interp);
-        if ts.is_null() {
-            return false;
-        }
-        ffi::PyEval_RestoreThread(ts);
-        let set = still_wanted()
-            && ffi::PyThreadState_SetAsyncExc(h.thread_id as _, ffi::PyExc_KeyboardInterrupt) > 0;
-        ffi::PyThreadState_Clear(ts);
-        ffi::PyThreadState_DeleteCurrent();
-        set
+/// Where a worker publishes its interpreter while it lives, for other
+/// threads to interrupt what it runs. Filled and emptied by
+/// [`run_in_new_interpreter`].
+#[derive(Default)]
+pub struct InterruptSlot(Mutex<Option<InterpHandle>>);
+
+impl InterruptSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<InterpHandle>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, gil: Gil<'_>) {
+        *self.lock() = Some(current_handle(gil));
+    }
+
+    /// Detached: an interrupting thread may hold the lock while it waits for
+    /// this interpreter's GIL.
+    fn withdraw(&self, gil: Gil<'_>) {
+        gil.allow_threads(|| self.lock().take());
+    }
+
+    /// From a new thread, raises `KeyboardInterrupt` asynchronously in the
+    /// published interpreter's worker thread if `still_wanted()` (called while
+    /// holding that interpreter's GIL, so between bytecodes) says so. The new
+    /// thread waits while a long C call holds that GIL.
+    pub fn interrupt(self: &Arc<Self>, still_wanted: impl FnOnce() -> bool + Send + 'static) {
+        let slot = Arc::clone(self);
+        let _ = std::thread::Builder::new()
+            .name("parpy-interrupt".into())
+            .spawn(move || {
+                let guard = slot.lock();
+                let Some(h) = guard.as_ref() else { return };
+                // SAFETY: the handle is published, so its interpreter is alive, and it
+                // cannot end while we hold the lock (it is withdrawn under it first).
+                // This new thread has no thread state: we attach a fresh one to that
+                // interpreter, use it, and delete it.
+                unsafe {
+                    let ts = ffi::PyThreadState_New(h.interp);
+                    if ts.is_null() {
+                        return;
+                    }
+                    ffi::PyEval_RestoreThread(ts);
+                    if still_wanted() {
+                        ffi::PyThreadState_SetAsyncExc(
+                            h.thread_id as _,
+                            ffi::PyExc_KeyboardInterrupt,
+                        );
+                    }
+                    ffi::PyThreadState_Clear(ts);
+                    ffi::PyThreadState_DeleteCurrent();
+                }
+            });
     }
 }
 

@@ -9,14 +9,14 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use super::worker::{self, WorkerSetup};
 use super::{Event, Job, Outcome};
-use crate::ffi::interp::{InterpHandle, interrupt};
+use crate::ffi::interp::InterruptSlot;
 use crate::transfer::Value;
 
 /// What other threads may know about a running worker.
 #[derive(Default)]
 pub(super) struct WorkerCtl {
-    /// The worker's interpreter while it is alive (withdrawn, detached, before it ends).
-    pub handle: Mutex<Option<InterpHandle>>,
+    /// The worker's interpreter while it is alive.
+    pub slot: Arc<InterruptSlot>,
     /// The group (call or future id) of the job running now; 0 when idle.
     /// Changed only while the worker holds its own GIL.
     pub running: AtomicU64,
@@ -36,21 +36,10 @@ impl WorkerCtl {
             return None;
         }
         let ctl = Arc::clone(self);
-        let _ = std::thread::Builder::new()
-            .name("parpy-interrupt".into())
-            .spawn(move || {
-                let guard = ctl.handle.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(h) = guard.as_ref() {
-                    // SAFETY: the handle is present, so the interpreter is alive, and
-                    // it cannot end while we hold the lock; this new thread is detached.
-                    unsafe {
-                        interrupt(h, || {
-                            let now = ctl.running.load(Ordering::SeqCst);
-                            now != 0 && (group == 0 || now == group)
-                        })
-                    };
-                }
-            });
+        self.slot.interrupt(move || {
+            let now = ctl.running.load(Ordering::SeqCst);
+            now != 0 && (group == 0 || now == group)
+        });
         Some(running)
     }
 }

@@ -8,9 +8,7 @@ use std::sync::atomic::Ordering;
 use crossbeam_channel::{Receiver, Sender, select};
 
 use super::{Event, Job, Outcome, Payload, Reply};
-use crate::ffi::interp::{
-    clear_async_exc, current_handle, current_interpreter_id, run_in_new_interpreter,
-};
+use crate::ffi::interp::{clear_async_exc, current_interpreter_id, run_in_new_interpreter};
 use crate::ffi::{Gil, Obj, PyErr, PyResult};
 use crate::transfer::{Value, decode, encode};
 
@@ -89,7 +87,7 @@ pub(super) fn run(ws: WorkerSetup) {
     GLOBAL.with(|g| *g.borrow_mut() = Some(ws.global.clone()));
     let own = ws.own.clone();
     let shared = ws.shared.clone();
-    let result = run_in_new_interpreter(|gil| serve(gil, &ws));
+    let result = run_in_new_interpreter(&ws.ctl.slot, |gil| serve(gil, &ws));
     if let Err(msg) = result {
         // No interpreter: answer every job with the reason, so nothing waits forever.
         for job in Jobs::new(own, shared) {
@@ -103,7 +101,6 @@ pub(super) fn run(ws: WorkerSetup) {
 fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
     let interp = current_interpreter_id(gil);
     interpreter_outputs().insert(interp, ws.global.clone());
-    *ws.ctl.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(current_handle(gil));
     let mut broken: Option<String> = None;
     let hooks = match start(gil, ws) {
         Ok(h) => Some(h),
@@ -160,10 +157,6 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
     }
     drop(hooks);
     interpreter_outputs().remove(&interp);
-    // Withdraw the handle detached: an interrupting thread may hold the lock
-    // while it waits for this interpreter's GIL.
-    let ctl = Arc::clone(&ws.ctl);
-    gil.allow_threads(move || ctl.handle.lock().unwrap_or_else(|e| e.into_inner()).take());
 }
 
 /// Imports `parpy` in the new interpreter and runs `parpy._worker_setup`.
