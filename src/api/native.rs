@@ -596,9 +596,6 @@ fn collect(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     if stop {
         // The stop is the collector's: hand it on (after what came before it).
         let _ = futures_channel().0.send(Event::Stop);
-        if out.is_empty() && !direct {
-            return Ok(gil.none());
-        }
         if out.is_empty() {
             return Ok(gil.none());
         }
