@@ -141,6 +141,15 @@ fn pool(gil: Gil<'_>, id: u64) -> PyResult<Arc<Pool>> {
         })
 }
 
+/// A snapshot of every running pool.
+fn all_pools() -> Vec<Arc<Pool>> {
+    lock(&POOLS)
+        .get_or_insert_with(HashMap::new)
+        .values()
+        .cloned()
+        .collect()
+}
+
 fn pool_err(gil: Gil<'_>, e: runtime::PoolError) -> PyErr {
     PyErr::new(gil, ExcKind::RuntimeError, &e.to_string())
 }
@@ -327,11 +336,7 @@ fn cancel(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
 
 /// `_interrupt_all()`: Ctrl-C: every pending job is cancelled, every running one interrupted.
 fn interrupt_all(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
-    let pools: Vec<Arc<Pool>> = lock(&POOLS)
-        .get_or_insert_with(HashMap::new)
-        .values()
-        .cloned()
-        .collect();
+    let pools = all_pools();
     for call in lock(&CALLS).get_or_insert_with(HashMap::new).values() {
         call.cancel.store(true, Ordering::SeqCst);
     }
@@ -471,11 +476,7 @@ fn wait_for_workers(gil: Gil<'_>, p: &Pool) -> PyResult<()> {
 
 /// `_pool_shutdown_all()`: at exit, ends every pool and joins its threads.
 fn pool_shutdown_all(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
-    let pools: Vec<Arc<Pool>> = lock(&POOLS)
-        .get_or_insert_with(HashMap::new)
-        .values()
-        .cloned()
-        .collect();
+    let pools = all_pools();
     for p in &pools {
         p.close();
     }
