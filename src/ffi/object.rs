@@ -48,10 +48,6 @@ pub enum ExcKind {
     TypeError,
     ValueError,
     RuntimeError,
-    KeyError,
-    TimeoutError,
-    RecursionError,
-    MemoryError,
 }
 
 impl<'py> Gil<'py> {
@@ -440,15 +436,6 @@ impl Obj {
         }
     }
 
-    pub fn len(&self, gil: Gil<'_>) -> PyResult<usize> {
-        // SAFETY: attached (token).
-        let n = unsafe { ffi::PyObject_Size(self.ptr()) };
-        if n < 0 {
-            return Err(PyErr::fetch(gil));
-        }
-        Ok(n as usize)
-    }
-
     pub fn dict_set(&self, gil: Gil<'_>, key: &Obj, value: &Obj) -> PyResult<()> {
         // SAFETY: attached; the dict borrows and increfs both.
         if unsafe { ffi::PyDict_SetItem(self.ptr(), key.ptr(), value.ptr()) } < 0 {
@@ -549,10 +536,6 @@ impl PyErr {
                 ExcKind::TypeError => ffi::PyExc_TypeError,
                 ExcKind::ValueError => ffi::PyExc_ValueError,
                 ExcKind::RuntimeError => ffi::PyExc_RuntimeError,
-                ExcKind::KeyError => ffi::PyExc_KeyError,
-                ExcKind::TimeoutError => ffi::PyExc_TimeoutError,
-                ExcKind::RecursionError => ffi::PyExc_RecursionError,
-                ExcKind::MemoryError => ffi::PyExc_MemoryError,
             }
         };
         let text = gil.str(msg).unwrap_or_else(|_| gil.none());
@@ -564,11 +547,6 @@ impl PyErr {
         }
     }
 
-    /// Wraps an exception instance.
-    pub fn from_value(exc: Obj) -> PyErr {
-        PyErr(exc)
-    }
-
     /// The exception instance.
     pub fn value(&self) -> &Obj {
         &self.0
@@ -578,18 +556,6 @@ impl PyErr {
     pub fn restore(self, _gil: Gil<'_>) {
         // SAFETY: attached (token); PyErr_SetRaisedException steals the reference.
         unsafe { ffi::PyErr_SetRaisedException(self.0.into_ptr()) }
-    }
-
-    /// Whether this is an instance of `SystemExit`.
-    pub fn is_system_exit(&self) -> bool {
-        // SAFETY: attached (an `Obj` exists); type check only.
-        unsafe { ffi::PyErr_GivenExceptionMatches(self.0.ptr(), ffi::PyExc_SystemExit) != 0 }
-    }
-
-    /// Whether this is an instance of `KeyboardInterrupt`.
-    pub fn is_keyboard_interrupt(&self) -> bool {
-        // SAFETY: as above.
-        unsafe { ffi::PyErr_GivenExceptionMatches(self.0.ptr(), ffi::PyExc_KeyboardInterrupt) != 0 }
     }
 
     /// Prints the exception and its traceback to `sys.stderr` (never exits,

@@ -193,17 +193,7 @@ fn run_job(
                     funcs.insert(job.func.id, f.clone());
                     f
                 }
-                Err(err) => {
-                    let outcome = pack(gil, hooks, err);
-                    return match &job.payload {
-                        Payload::Chunk { start, items, .. } => Event::Chunk {
-                            tag,
-                            start: *start,
-                            outcomes: items.iter().map(|_| clone_outcome(&outcome)).collect(),
-                        },
-                        _ => Event::Done { tag, outcome },
-                    };
-                }
+                Err(err) => return answer_all(job, pack(gil, hooks, err)),
             }
         }
     };
