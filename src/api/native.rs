@@ -826,13 +826,10 @@ fn queue_put(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
         timeout,
         |slice| {
             let v = slot.take().expect("value");
-            match runtime::queue_put(id, v.clone(), Some(slice)) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    slot = Some(v);
-                    Err(e)
-                }
-            }
+            runtime::queue_put(id, v, Some(slice)).map_err(|(e, v)| {
+                slot = Some(v);
+                e
+            })
         },
         |e| matches!(e, runtime::QueueError::Full),
     )?;

@@ -75,15 +75,21 @@ fn ends(id: u64) -> Result<(Sender<Value>, Receiver<Value>), QueueError> {
     with(id, |q| (q.tx.clone(), q.rx.clone()))
 }
 
-/// Puts `v`, waiting up to `timeout` for room (`None`: forever, zero: not at all).
-/// Call it detached from the interpreter when it may wait.
-pub fn queue_put(id: u64, v: Value, timeout: Option<Duration>) -> Result<(), QueueError> {
-    let (tx, _) = ends(id)?;
+/// Puts `v`, waiting up to `timeout` for room (`None`: forever). When the
+/// queue stays full, `v` comes back with the error, so a caller can retry
+/// without copying it. Call it detached from the interpreter when it may wait.
+pub fn queue_put(id: u64, v: Value, timeout: Option<Duration>) -> Result<(), (QueueError, Value)> {
+    let tx = match ends(id) {
+        Ok((tx, _)) => tx,
+        Err(e) => return Err((e, v)),
+    };
     match timeout {
-        None => tx.send(v).map_err(|_| QueueError::Gone(id)),
+        None => tx
+            .send(v)
+            .map_err(|e| (QueueError::Gone(id), e.into_inner())),
         Some(t) => tx.send_timeout(v, t).map_err(|e| match e {
-            SendTimeoutError::Timeout(_) => QueueError::Full,
-            SendTimeoutError::Disconnected(_) => QueueError::Gone(id),
+            SendTimeoutError::Timeout(v) => (QueueError::Full, v),
+            SendTimeoutError::Disconnected(v) => (QueueError::Gone(id), v),
         }),
     }
 }
