@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 
 use crate::ffi::module::NativeFn;
-use crate::ffi::{ExcKind, Gil, Obj, PyErr, PyResult};
+use crate::ffi::{ExcKind, Gil, Kind, Obj, PyErr, PyResult};
 use crate::runtime::{self, Event, FuncRef, Job, Outcome, Payload, Pool, Reply};
 use crate::transfer::{Value, decode, encode};
 
@@ -633,34 +633,20 @@ fn new_call(pool: &Arc<Pool>) -> (u64, Sender<Event>, Arc<AtomicBool>) {
 }
 
 /// `_map_start(pool, fid, spec, items, star, chunksize) -> call id`.
+///
+/// `items` is a list, a tuple or a range. Each chunk is queued as soon as
+/// it is encoded, so the workers start while the rest is still encoding. An
+/// item that cannot travel raises TypeError: chunks already running finish,
+/// unread, and the others never start.
 fn map_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let p = pool(gil, arg_u64(gil, args, 0)?)?;
     let f = func(gil, arg_u64(gil, args, 1)?, arg(gil, args, 2)?)?;
-    let items = arg(gil, args, 3)?.seq_items();
+    let items = arg(gil, args, 3)?;
     let star = arg(gil, args, 4)?.is_true(gil)?;
     let chunk = (arg_u64(gil, args, 5)? as usize).max(1);
-    // Encode everything first, so a bad item raises before any work is queued.
-    let mut values = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        match encode(gil, item) {
-            Ok(v) => values.push(v),
-            Err(e) => {
-                return Err(e.into_type_error(
-                    gil,
-                    &format!("item {i} of the input"),
-                    &item.type_name(gil),
-                ));
-            }
-        }
-    }
-    drop(items);
     let (id, tx, cancel) = new_call(&p);
-    let mut start = 0;
-    let mut it = values.into_iter().peekable();
-    while it.peek().is_some() {
-        let batch: Vec<Value> = it.by_ref().take(chunk).collect();
-        let n = batch.len();
-        let job = Job {
+    let send = |start: usize, batch: Vec<Value>| {
+        p.submit(Job {
             group: id,
             func: Arc::clone(&f),
             payload: Payload::Chunk {
@@ -673,14 +659,73 @@ fn map_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
                 tag: id,
             },
             cancel: Some(Arc::clone(&cancel)),
-        };
-        if let Err(e) = p.submit(job) {
-            end_call(id, true);
-            return Err(pool_err(gil, e));
+        })
+    };
+    let sent = match int_range(gil, items)? {
+        // A range of machine ints: no int object is made on this side at all.
+        Some((first, step, n)) => (0..n).step_by(chunk).try_for_each(|start| {
+            let end = (start + chunk).min(n);
+            let batch = (start..end)
+                .map(|i| Value::Int((first + step * i as i128) as i64))
+                .collect();
+            send(start, batch).map_err(|e| pool_err(gil, e))
+        }),
+        None => {
+            let objs = match items.kind() {
+                Kind::List | Kind::Tuple => items.seq_items(),
+                _ => items.iter_items(gil)?,
+            };
+            objs.chunks(chunk).enumerate().try_for_each(|(c, part)| {
+                let start = c * chunk;
+                let mut batch = Vec::with_capacity(part.len());
+                for (k, item) in part.iter().enumerate() {
+                    match encode(gil, item) {
+                        Ok(v) => batch.push(v),
+                        Err(e) => {
+                            // What is queued already runs; the rest never starts.
+                            cancel.store(true, Ordering::SeqCst);
+                            return Err(e.into_type_error(
+                                gil,
+                                &format!("item {} of the input", start + k),
+                                &item.type_name(gil),
+                            ));
+                        }
+                    }
+                }
+                send(start, batch).map_err(|e| pool_err(gil, e))
+            })
         }
-        start += n;
+    };
+    match sent {
+        Ok(()) => gil.int(id as i64),
+        Err(e) => {
+            end_call(id, false);
+            Err(e)
+        }
     }
-    gil.int(id as i64)
+}
+
+/// `(start, step, len)` of a `range` whose every item fits an i64.
+fn int_range(gil: Gil<'_>, obj: &Obj) -> PyResult<Option<(i128, i128, usize)>> {
+    if !obj.is_range() {
+        return Ok(None);
+    }
+    let field =
+        |name: &std::ffi::CStr| -> PyResult<Option<i64>> { obj.getattr(gil, name)?.as_i64(gil) };
+    let (Some(start), Some(stop), Some(step)) =
+        (field(c"start")?, field(c"stop")?, field(c"step")?)
+    else {
+        return Ok(None);
+    };
+    let (start, stop, step) = (start as i128, stop as i128, step as i128);
+    let n = if step > 0 && stop > start {
+        (stop - start + step - 1) / step
+    } else if step < 0 && stop < start {
+        (start - stop - step - 1) / -step
+    } else {
+        0
+    };
+    Ok(usize::try_from(n).ok().map(|n| (start, step, n)))
 }
 
 /// `_spmd_start(pool, fid, spec, args, kwargs, queue) -> call id`: one job per worker.

@@ -1,6 +1,7 @@
 //! Sub-interpreters with their own GIL (PEP 684), one per OS thread.
 
 use std::ffi::CStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pyo3_ffi as ffi;
@@ -95,11 +96,25 @@ fn current_handle(_gil: Gil<'_>) -> InterpHandle {
 /// threads to interrupt what it runs. Filled and emptied by
 /// [`run_in_new_interpreter`].
 #[derive(Default)]
-pub struct InterruptSlot(Mutex<Option<InterpHandle>>);
+pub struct InterruptSlot {
+    handle: Mutex<Option<InterpHandle>>,
+    /// Set, under the target's GIL, when an exception was raised in it.
+    sent: AtomicBool,
+}
 
 impl InterruptSlot {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<InterpHandle>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.handle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops an asynchronous exception still pending for this thread (one
+    /// that arrived after its task ended), so it cannot hit the next task.
+    /// Called by the worker thread of this slot's interpreter.
+    pub fn clear_pending(&self, gil: Gil<'_>) {
+        // Only after an interrupt: clearing takes a runtime-wide lock.
+        if self.sent.swap(false, Ordering::SeqCst) {
+            clear_async_exc(gil);
+        }
     }
 
     fn publish(&self, gil: Gil<'_>) {
@@ -138,6 +153,7 @@ impl InterruptSlot {
                             h.thread_id as _,
                             ffi::PyExc_KeyboardInterrupt,
                         );
+                        slot.sent.store(true, Ordering::SeqCst);
                     }
                     ffi::PyThreadState_Clear(ts);
                     ffi::PyThreadState_DeleteCurrent();
@@ -146,9 +162,8 @@ impl InterruptSlot {
     }
 }
 
-/// Drops an asynchronous exception still pending for this thread (one that
-/// arrived after its task ended), so it cannot hit the next task.
-pub fn clear_async_exc(gil: Gil<'_>) {
+/// Drops an asynchronous exception pending for this thread.
+fn clear_async_exc(gil: Gil<'_>) {
     let id = current_handle(gil).thread_id;
     // SAFETY: attached (token); NULL clears this thread's pending async exception.
     unsafe {

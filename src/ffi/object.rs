@@ -301,6 +301,12 @@ impl Obj {
         }
     }
 
+    /// Whether this is exactly a `range`.
+    pub fn is_range(&self) -> bool {
+        // SAFETY: reading the type pointer of a live object; comparison only.
+        unsafe { ffi::Py_TYPE(self.ptr()) == &raw mut ffi::PyRange_Type }
+    }
+
     pub fn is_none(&self) -> bool {
         // SAFETY: pointer comparison only.
         self.ptr() == unsafe { ffi::Py_None() }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use crossbeam_channel::{Receiver, Sender, select};
 
 use super::{Event, Job, Outcome, Payload, Reply};
-use crate::ffi::interp::{clear_async_exc, current_interpreter_id, run_in_new_interpreter};
+use crate::ffi::interp::{current_interpreter_id, run_in_new_interpreter};
 use crate::ffi::{Gil, Obj, PyErr, PyResult};
 use crate::transfer::{Value, decode, encode};
 
@@ -74,6 +74,7 @@ fn interpreter_outputs() -> std::sync::MutexGuard<'static, HashMap<i64, Sender<E
 
 /// Python-side helpers of the worker, looked up once.
 struct Hooks {
+    parpy: Obj,
     resolve: Obj,
     pack_exc: Obj,
     flush: Obj,
@@ -138,9 +139,13 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
         ws.ctl.running.store(job.group, Ordering::SeqCst);
         let event = run_job(gil, hooks, &mut funcs, &job, &mut broken);
         ws.ctl.running.store(0, Ordering::SeqCst);
-        clear_async_exc(gil);
-        // The task's output reaches its caller before its result.
-        if let Err(e) = hooks.flush.call(gil, &[]) {
+        ws.ctl.slot.clear_pending(gil);
+        // The task's output reaches its caller before its result. Whole
+        // lines went already; a partial one is flushed now (a Python call,
+        // so only when `_LineWriter` says it holds one).
+        if hooks.unflushed(gil)
+            && let Err(e) = hooks.flush.call(gil, &[])
+        {
             e.print(gil);
         }
         CURRENT.with(|c| c.borrow_mut().take());
@@ -159,6 +164,16 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
     interpreter_outputs().remove(&interp);
 }
 
+impl Hooks {
+    /// Whether a worker's stdout or stderr may hold a partial line.
+    fn unflushed(&self, gil: Gil<'_>) -> bool {
+        self.parpy
+            .getattr(gil, c"_unflushed")
+            .and_then(|v| v.is_true(gil))
+            .unwrap_or(true)
+    }
+}
+
 /// Imports `parpy` in the new interpreter and runs `parpy._worker_setup`.
 fn start(gil: Gil<'_>, ws: &WorkerSetup) -> PyResult<Hooks> {
     let parpy = gil.import("parpy")?;
@@ -169,6 +184,7 @@ fn start(gil: Gil<'_>, ws: &WorkerSetup) -> PyResult<Hooks> {
         .getattr(gil, c"_worker_setup")?
         .call(gil, &[&id, &size, &setup])?;
     Ok(Hooks {
+        parpy: parpy.clone(),
         resolve: parpy.getattr(gil, c"_resolve")?,
         pack_exc: parpy.getattr(gil, c"_pack_exc")?,
         flush: parpy.getattr(gil, c"_flush_output")?,

@@ -100,8 +100,11 @@ class ParallelFunction:
 
     def map(self, *iterables, chunksize=None, timeout=None):
         """``list(map(fn, *iterables))`` computed on the pool, in input order."""
-        return list(_default_executor().map(self.__wrapped__, *iterables,
-                                            timeout=timeout, chunksize=chunksize))
+        out = []
+        for values in _default_executor()._map(self.__wrapped__, iterables, chunksize,
+                                               timeout, ordered=True, chunks=True):
+            out += values
+        return out
 
     def map_unordered(self, *iterables, chunksize=None, timeout=None):
         """Yields ``fn(*args)`` results as they complete, in any order."""
@@ -120,6 +123,7 @@ def parallel(fn):
 
 _spec_cache = None
 _next_fid = 0
+_last_spec = (None, None)  # (function, its spec): the last one looked up
 
 
 def _lookup(module, qualname):
@@ -142,7 +146,9 @@ def _main_module_name():
 
 def _func_spec(fn):
     """``(id, spec)`` for a callable; cached per function."""
-    global _spec_cache, _next_fid
+    global _spec_cache, _next_fid, _last_spec
+    if fn is _last_spec[0]:
+        return _last_spec[1]  # the common case: the same function again
     if isinstance(fn, ParallelFunction):
         fn = fn.__wrapped__
     if _spec_cache is None:
@@ -153,6 +159,7 @@ def _func_spec(fn):
     except TypeError:
         hit = None
     if hit is not None:
+        _last_spec = (fn, hit)
         return hit
     spec = _make_spec(fn)
     _next_fid += 1
@@ -160,7 +167,8 @@ def _func_spec(fn):
     try:
         _spec_cache[fn] = out
     except TypeError:
-        pass
+        return out  # not weakly referenceable: built anew each time
+    _last_spec = (fn, out)
     return out
 
 
@@ -455,12 +463,14 @@ class _LineWriter:
         self._parts = []
 
     def write(self, s):
+        global _unflushed
         if not isinstance(s, str):
             raise TypeError(f"write() argument must be str, not {type(s).__name__}")
         nl = s.rfind("\n")
         if nl < 0:
             if s:
                 self._parts.append(s)
+                _unflushed = True
             return len(s)
         head = s[:nl + 1]
         if self._parts:
@@ -468,6 +478,7 @@ class _LineWriter:
             self._parts.clear()
         if nl + 1 < len(s):
             self._parts.append(s[nl + 1:])
+            _unflushed = True
         self._send(head)
         return len(s)
 
@@ -504,7 +515,12 @@ class _LineWriter:
         return False
 
 
+_unflushed = False  # a _LineWriter may hold a partial line (read by the worker loop)
+
+
 def _flush_output():
+    global _unflushed
+    _unflushed = False
     for s in (_sys.stdout, _sys.stderr):
         if isinstance(s, _LineWriter):
             s.flush()
@@ -905,19 +921,25 @@ def _collect_loop():
 def _drive(fut, timeout):
     """Waits for ``fut`` by taking results from the channel in this very
     thread (the collector steps aside meanwhile)."""
-    import time
-    end = None if timeout is None else time.monotonic() + timeout
-    while not fut.done():
-        wait = 0.05
-        if end is not None:
-            wait = min(wait, end - time.monotonic())
-            if wait <= 0:
+    if timeout is None:
+        # In slices: a future chained to the fallback pool is settled by
+        # that pool's thread, not through this channel.
+        while not fut.done():
+            events = _collect(0.05, True)
+            if events is None:
                 return
+            _dispatch(events)
+        return
+    import time
+    end = time.monotonic() + timeout
+    while not fut.done():
+        wait = end - time.monotonic()
+        if wait <= 0:
+            return
         events = _collect(wait, True)
         if events is None:
             return
-        if events:
-            _dispatch(events)
+        _dispatch(events)
 
 
 def _install_sigint():
@@ -990,6 +1012,7 @@ def _chain(source, target):
                 target.set_result(f.result())
         except Exception:
             pass
+        _wake_direct()  # a thread in target.result() may be waiting on the channel
     source.add_done_callback(copy)
 
 
@@ -1059,8 +1082,9 @@ class _Inline:
         _check_chunksize(chunksize)
         return map(fn, *iterables)
 
-    def _map(self, fn, iterables, chunksize, timeout, ordered=True):
-        return self.map(fn, *iterables)
+    def _map(self, fn, iterables, chunksize, timeout, ordered=True, chunks=False):
+        it = self.map(fn, *iterables)
+        return (list(it),) if chunks else it
 
     def spmd(self, fn, *args, **kwargs):
         self._guard()
@@ -1118,15 +1142,16 @@ def _define_pool():
                 return self._pool
 
         def submit(self, fn, /, *args, **kwargs):
-            pool = self._start()
-            if pool is None:
-                return _Inline().submit(fn, *args, **kwargs)
+            pool = self._pool
+            if pool is None or self._shutdown or _finalizing:
+                pool = self._start()
+                if pool is None:
+                    return _Inline().submit(fn, *args, **kwargs)
             fid, spec = _func_spec(fn)
             if fid in _fallback_fids:
                 return _fallback().submit(spec, args, kwargs)
-            tag = _new_tag()
-            fut = _future_class()(pool, tag)
-            fut._parpy_call = (fid, spec, fn, args, kwargs)
+            tag = _next_id()
+            fut = (_future_cls or _future_class())(pool, tag, (fid, spec, fn, args, kwargs))
             _pending[tag] = fut
             try:
                 _submit(pool, fid, spec, args, kwargs or None, tag)
@@ -1142,15 +1167,19 @@ def _define_pool():
             now; results come back in input order."""
             return self._map(fn, iterables, chunksize, timeout, ordered=True)
 
-        def _map(self, fn, iterables, chunksize, timeout, ordered):
+        def _map(self, fn, iterables, chunksize, timeout, ordered, chunks=False):
+            """The results of ``fn`` over ``iterables``: an iterator of values,
+            or with ``chunks``, of lists of consecutive values."""
             _check_chunksize(chunksize)
             if not iterables:
                 raise TypeError("map() must have at least one iterable")
             pool = self._start()
             if pool is None:
-                return _Inline().map(fn, *iterables)
+                return _Inline()._map(fn, iterables, chunksize, timeout, chunks=chunks)
             if len(iterables) == 1:
-                items, star = list(iterables[0]), False
+                items, star = iterables[0], False
+                if type(items) is not range and type(items) is not tuple:
+                    items = list(items)  # a snapshot: immutable inputs need none
             else:
                 items, star = list(zip(*iterables)), True
             end = None if timeout is None else time.monotonic() + timeout
@@ -1162,9 +1191,10 @@ def _define_pool():
             fid, spec = _func_spec(fn)
             job = (fid, spec, fn, items, star)
             if fid in _fallback_fids:
-                return _fallback_results(job, range(n), {}, end, ordered)
+                gen = _fallback_results(job, range(n), {}, end, ordered)
+                return ([v] for v in gen) if chunks else gen
             call = _map_start(pool, fid, spec, items, star, chunksize)
-            gen = _results(call, n, end, ordered, job)
+            gen = (_result_chunks if chunks else _results)(call, n, end, ordered, job)
             # A generator dropped before it starts never runs its finally; as
             # with concurrent.futures, its tasks still run (output included).
             import weakref
@@ -1254,56 +1284,67 @@ def _define_pool():
                 yield start, values, outcomes
 
     def _results(call, n, end, ordered, job):
-        """Yields a map's results; items refused by a sub-interpreter (and
-        everything not yet done) move to the fallback pool."""
-        waiting = {}      # index -> value, done but not yet yielded (ordered)
-        nxt = 0
-        yielded = set()   # unordered: indices already yielded
+        """Yields a map's results one by one (see ``_result_chunks``)."""
+        for values in _result_chunks(call, n, end, ordered, job):
+            yield from values
+
+    def _result_chunks(call, n, end, ordered, job):
+        """Yields a map's results as lists, a chunk at a time: a per-item
+        step here would cost more than the task itself. Items refused by a
+        sub-interpreter (and everything not yet done) move to the fallback
+        pool. A failed item raises after the lists of the items before it."""
+        waiting = {}      # ordered: start -> (values, has failures) of a chunk done early
+        nxt = 0           # ordered: the index of the next result to yield
+        seen = []         # unordered: (start, count) of the chunks yielded
         try:
             for start, values, outcomes in _chunks(call, n, end):
-                if values is None:
+                failures = values is None
+                if failures:
                     values = []
-                    for k, (status, payload) in enumerate(outcomes):
+                    for status, payload in outcomes:
                         if status == 1 and payload[5] and _use_fallback(job[0], _fn_name(job[2]), payload[5]):
                             _call_end(call)
                             if ordered:
-                                for i, v in enumerate(values):
-                                    waiting[start + i] = v
-                                todo = [i for i in range(nxt, n) if i not in waiting]
-                                done = waiting
+                                done = {start + i: v for i, v in enumerate(values)}
+                                for s, (vs, _f) in waiting.items():
+                                    done.update((s + i, v) for i, v in enumerate(vs))
+                                todo = [i for i in range(nxt, n) if i not in done]
                             else:
-                                for i, v in enumerate(values):
-                                    yielded.add(start + i)
-                                    yield v
-                                todo = [i for i in range(n) if i not in yielded]
+                                yield values
+                                seen.append((start, len(values)))
+                                finished = set()
+                                for s, c in seen:
+                                    finished.update(range(s, s + c))
+                                todo = [i for i in range(n) if i not in finished]
                                 done = {}
-                            yield from _fallback_results(job, todo, done, end, ordered, nxt)
+                            for v in _fallback_results(job, todo, done, end, ordered, nxt):
+                                yield [v]
                             return
                         ok, value = _outcome(status, payload)
                         if not ok:
                             if not ordered:
+                                yield values
                                 raise value
                             value = _Failed(value)
                         values.append(value)
                 if not ordered:
-                    yielded.update(range(start, start + len(values)))
-                    yield from values
+                    seen.append((start, len(values)))
+                    yield values
                     continue
                 if start != nxt:
-                    for i, v in enumerate(values):
-                        waiting[start + i] = v
+                    waiting[start] = (values, failures)
                     continue
-                for v in values:
-                    if type(v) is _Failed:
-                        raise v.exc
-                    nxt += 1
-                    yield v
-                while nxt in waiting:
-                    v = waiting.pop(nxt)
-                    if type(v) is _Failed:
-                        raise v.exc
-                    nxt += 1
-                    yield v
+                while True:
+                    if failures:
+                        for i, v in enumerate(values):
+                            if type(v) is _Failed:
+                                yield values[:i]
+                                raise v.exc
+                    nxt += len(values)
+                    yield values
+                    values, failures = waiting.pop(nxt, (None, False))
+                    if values is None:
+                        break
         finally:
             _call_end(call)
 
@@ -1350,23 +1391,80 @@ def _future_class():
     global _future_cls
     if _future_cls is None:
         import concurrent.futures as cf
+        import threading
+        from concurrent.futures import _base
+        pending, finished = _base.PENDING, _base.FINISHED
+        final = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, finished)
+        lazy = threading.RLock()
 
         class _Future(cf.Future):
-            """A Future whose ``cancel()`` also stops the task if it is running."""
+            """A Future whose ``cancel()`` also stops the task if it is running.
 
-            def __init__(self, pool, tag):
-                super().__init__()
+            ``concurrent.futures.Future()`` builds a Condition (about 3 µs,
+            more than a task's whole trip). Most futures are settled before
+            anyone waits on one, so it is made at first use: until then
+            nothing can wait on the future or hold a callback (both need the
+            Condition), and settling it is a plain assignment."""
+
+            def __init__(self, pool, tag, call):
+                self._state = pending
+                self._result = None
+                self._exception = None
+                self._waiters = []
+                self._done_callbacks = []
                 self._parpy_job = (pool, tag)
+                self._parpy_call = call
+
+            def __getattr__(self, name):
+                if name != "_condition":
+                    raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+                with lazy:
+                    cond = self.__dict__.get("_condition")
+                    if cond is None:
+                        cond = self.__dict__["_condition"] = threading.Condition()
+                return cond
+
+            def _settle_fast(self, result, exception):
+                """Settles the future if it has no Condition yet; False if it has."""
+                with lazy:
+                    if "_condition" in self.__dict__:
+                        return False
+                    if self._state in final:
+                        raise cf.InvalidStateError(f"{self._state}: <Future at {id(self):#x}>")
+                    self._result = result
+                    self._exception = exception
+                    self._state = finished
+                return True
+
+            def set_result(self, result):
+                if not self._settle_fast(result, None):
+                    super().set_result(result)
+
+            def set_exception(self, exception):
+                if not self._settle_fast(None, exception):
+                    super().set_exception(exception)
+
+            def done(self):
+                return self._state in final
 
             def result(self, timeout=None):
-                if not self.done():
+                if self._state not in final:
                     _drive(self, timeout)
-                return super().result(timeout)
+                if self._state == finished:
+                    if self._exception is None:
+                        return self._result
+                    try:
+                        raise self._exception
+                    finally:
+                        self = None  # no reference cycle through the traceback
+                return super().result(0 if self._state == pending else timeout)
 
             def exception(self, timeout=None):
-                if not self.done():
+                if self._state not in final:
                     _drive(self, timeout)
-                return super().exception(timeout)
+                if self._state == finished:
+                    return self._exception
+                return super().exception(0 if self._state == pending else timeout)
 
             def cancel(self):
                 if self.done():
