@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
+use super::idle::Idle;
 use super::worker::{self, WorkerSetup};
 use super::{Event, Job, Outcome};
 use crate::ffi::interp::InterruptSlot;
@@ -78,6 +79,8 @@ pub struct Pool {
     exited_tx: Sender<usize>,
     exited: Receiver<usize>,
     closed: AtomicBool,
+    /// How idle workers wait, and how submitters wake them.
+    idle: Arc<Idle>,
 }
 
 impl Pool {
@@ -100,6 +103,7 @@ impl Pool {
             exited_tx,
             exited,
             closed: AtomicBool::new(false),
+            idle: Arc::default(),
         });
         for id in 0..size {
             let (tx, ctl) = pool.spawn_worker(id).inspect_err(|_| pool.close())?;
@@ -122,6 +126,7 @@ impl Pool {
             global: self.global.clone(),
             ctl: Arc::clone(&ctl),
             exited: self.exited_tx.clone(),
+            idle: Arc::clone(&self.idle),
         };
         let handle = std::thread::Builder::new()
             .name(format!("parpy-worker-{id}"))
@@ -152,16 +157,25 @@ impl Pool {
 
     /// Queues a job for whichever worker is free first.
     pub fn submit(&self, job: Job) -> Result<(), PoolError> {
-        let guard = lock(&self.shared);
-        let tx = guard.as_ref().ok_or(PoolError::Shutdown)?;
-        tx.send(job).map_err(|_| PoolError::Shutdown)
+        let queued = {
+            let guard = lock(&self.shared);
+            let tx = guard.as_ref().ok_or(PoolError::Shutdown)?;
+            tx.send(job).map_err(|_| PoolError::Shutdown)?;
+            tx.len()
+        };
+        self.idle.job_queued(queued);
+        Ok(())
     }
 
     /// Queues a job for one worker.
     pub fn submit_to(&self, worker: usize, job: Job) -> Result<(), PoolError> {
-        let guard = lock(&self.own);
-        let tx = guard.get(worker).ok_or(PoolError::Shutdown)?;
-        tx.send(job).map_err(|_| PoolError::Shutdown)
+        {
+            let guard = lock(&self.own);
+            let tx = guard.get(worker).ok_or(PoolError::Shutdown)?;
+            tx.send(job).map_err(|_| PoolError::Shutdown)?;
+        }
+        self.idle.job_queued_for(worker);
+        Ok(())
     }
 
     /// Answers every job still waiting in the shared queue as cancelled.
@@ -207,6 +221,7 @@ impl Pool {
         self.closed.store(true, Ordering::SeqCst);
         lock(&self.shared).take();
         lock(&self.own).clear();
+        self.idle.wake_all();
     }
 
     /// Waits up to `timeout` for every worker thread to end; true when all

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crossbeam_channel::{Receiver, Sender, select};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
+use super::idle::Idle;
 use super::{Event, Job, Outcome, Payload, Reply};
 use crate::ffi::interp::{current_interpreter_id, run_in_new_interpreter};
 use crate::ffi::{Gil, Obj, PyErr, PyResult};
@@ -22,6 +23,7 @@ pub(super) struct WorkerSetup {
     pub global: Sender<Event>,
     pub ctl: Arc<super::pool::WorkerCtl>,
     pub exited: Sender<usize>,
+    pub idle: Arc<Idle>,
 }
 
 thread_local! {
@@ -91,7 +93,7 @@ pub(super) fn run(ws: WorkerSetup) {
     let result = run_in_new_interpreter(&ws.ctl.slot, |gil| serve(gil, &ws));
     if let Err(msg) = result {
         // No interpreter: answer every job with the reason, so nothing waits forever.
-        for job in Jobs::new(own, shared) {
+        for job in Jobs::new(ws.id, own, shared, Arc::clone(&ws.idle)) {
             let _ = job.reply.tx.send(failed(&job, &msg));
         }
     }
@@ -115,7 +117,12 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
         }
     };
     let mut funcs: HashMap<u64, Obj> = HashMap::new();
-    let jobs = Jobs::new(ws.own.clone(), ws.shared.clone());
+    let jobs = Jobs::new(
+        ws.id,
+        ws.own.clone(),
+        ws.shared.clone(),
+        Arc::clone(&ws.idle),
+    );
     loop {
         let Some(job) = gil.allow_threads(|| jobs.next()) else {
             break;
@@ -343,31 +350,39 @@ fn cancelled(job: &Job) -> Event {
 }
 
 /// The jobs for one worker: its own queue first, then the shared one, until
-/// both are closed and drained.
+/// the pool closes them and they are drained.
 struct Jobs {
+    id: usize,
     own: Receiver<Job>,
     shared: Receiver<Job>,
+    idle: Arc<Idle>,
 }
 
 impl Jobs {
-    fn new(own: Receiver<Job>, shared: Receiver<Job>) -> Jobs {
-        Jobs { own, shared }
+    fn new(id: usize, own: Receiver<Job>, shared: Receiver<Job>, idle: Arc<Idle>) -> Jobs {
+        Jobs {
+            id,
+            own,
+            shared,
+            idle,
+        }
+    }
+
+    /// `Some(Some(job))`, `Some(None)` once the shared queue is closed and
+    /// both are empty, or `None` when there is nothing yet.
+    fn poll(&self) -> Option<Option<Job>> {
+        if let Ok(job) = self.own.try_recv() {
+            return Some(Some(job));
+        }
+        match self.shared.try_recv() {
+            Ok(job) => Some(Some(job)),
+            Err(TryRecvError::Disconnected) => Some(self.own.try_recv().ok()),
+            Err(TryRecvError::Empty) => None,
+        }
     }
 
     fn next(&self) -> Option<Job> {
-        // A short spin first: a caller submitting in a loop usually has the
-        // next job ready within microseconds, and a futex wake-up costs more.
-        let found = super::spin(|| self.own.try_recv().or_else(|_| self.shared.try_recv()).ok());
-        if found.is_some() {
-            return found;
-        }
-        select! {
-            recv(self.own) -> j => match j {
-                Ok(job) => Some(job),
-                Err(_) => self.shared.recv().ok(),
-            },
-            recv(self.shared) -> j => j.ok(),
-        }
+        self.idle.wait(self.id, || self.poll())
     }
 }
 
