@@ -81,8 +81,7 @@ class ParallelFunction:
     def __init__(self, fn):
         if not callable(fn):
             raise TypeError(f"parpy.parallel needs a callable, not {type(fn).__name__}")
-        import functools
-        functools.update_wrapper(self, fn)
+        _update_wrapper(self, fn)
 
     def __call__(self, *args, **kwargs):
         return self.__wrapped__(*args, **kwargs)
@@ -106,6 +105,24 @@ class ParallelFunction:
     def map_unordered(self, *iterables, chunksize=None, timeout=None):
         """Yields ``fn(*args)`` results as they complete, in any order."""
         return _default_executor()._map(self.__wrapped__, iterables, chunksize, timeout, ordered=False)
+
+
+def _update_wrapper(wrapper, fn):
+    """``functools.update_wrapper(wrapper, fn)``, without importing functools
+    (and collections) on 3.12 and 3.13, whose lists of attributes these are."""
+    if _sys.version_info >= (3, 14):
+        import functools
+        functools.update_wrapper(wrapper, fn)
+        return
+    for attr in ("__module__", "__name__", "__qualname__", "__doc__", "__annotations__", "__type_params__"):
+        try:
+            value = getattr(fn, attr)
+        except AttributeError:
+            pass
+        else:
+            setattr(wrapper, attr, value)
+    wrapper.__dict__.update(getattr(fn, "__dict__", {}))
+    wrapper.__wrapped__ = fn
 
 
 def parallel(fn):
@@ -847,15 +864,16 @@ _default = None
 
 
 def _first_pool():
-    """Once, before the first worker starts."""
-    global _started, _collector
+    """Once, before the first worker starts. What can wait until the workers
+    are starting is in :func:`_first_pool_rest`."""
+    global _started
     if _started:
         return
     _started = True
     # Extension modules whose per-interpreter state breaks when several
     # sub-interpreters end (upstream gh-136421: _datetime on 3.13, and on
     # 3.12 _datetime and _decimal) are loaded here first.
-    for name in ("_datetime", "_decimal"):
+    for name in ("_datetime", "_decimal") if _sys.version_info < (3, 13) else ("_datetime",):
         try:
             __import__(name)
         except ImportError:
@@ -864,6 +882,13 @@ def _first_pool():
     if main is not None:
         # Objects pickled in a worker name the script '__mp_main__'.
         _sys.modules.setdefault("__mp_main__", main)
+
+
+def _first_pool_rest():
+    """Once, right after the first pool started its workers."""
+    global _collector
+    if _collector is not None:
+        return
     import atexit
     import threading
     atexit.register(_shutdown_all)
@@ -923,15 +948,16 @@ def _drive(fut, timeout):
 def _install_sigint():
     """Ctrl-C also stops the workers: pending tasks are cancelled, running
     ones interrupted, then KeyboardInterrupt is raised as usual. Installed
-    only over Python's default handler, and only from the main thread."""
-    import signal
+    only over Python's default handler, and only from the main thread.
+    (``_signal``, not ``signal``, which would import ``enum``.)"""
+    import _signal
     import threading
     if threading.current_thread() is not threading.main_thread():
         return
     try:
-        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        if _signal.getsignal(_signal.SIGINT) is not _signal.default_int_handler:
             return
-        signal.signal(signal.SIGINT, _on_sigint)
+        _signal.signal(_signal.SIGINT, _on_sigint)
     except (ValueError, OSError):
         pass
 
@@ -1107,6 +1133,7 @@ def _define_pool():
                 if self._pool is None:
                     _first_pool()
                     self._pool = _pool_start(self._max_workers, _worker_config())
+                    _first_pool_rest()
                     _live.add(self)
                     if self._initializer is not None:
                         import concurrent.futures as cf
