@@ -866,10 +866,12 @@ _default = None
 def _first_pool():
     """Once, before the first worker starts. What can wait until the workers
     are starting is in :func:`_first_pool_rest`."""
-    global _started
+    global _started, _lazy_lock
     if _started:
         return
     _started = True
+    import threading
+    _lazy_lock = threading.Lock()
     # Extension modules whose per-interpreter state breaks when several
     # sub-interpreters end (upstream gh-136421: _datetime on 3.13, and on
     # 3.12 _datetime and _decimal) are loaded here first.
@@ -984,6 +986,11 @@ def _flush_std():
 
 
 def _settle(fut, status, payload):
+    if status == 0 and type(fut) is _LazyFuture:
+        with _lazy_lock:
+            if type(fut) is _LazyFuture:
+                fut._parpy_value = payload
+                return
     call = getattr(fut, "_parpy_call", None)
     if status == 1 and payload[5] and call is not None:
         fid, spec, fn, args, kwargs = call
@@ -1152,7 +1159,7 @@ def _define_pool():
             if fid in _fallback_fids:
                 return _fallback().submit(spec, args, kwargs)
             tag = _new_tag()
-            fut = _future_class()(pool, tag)
+            fut = _new_future(pool, tag)
             fut._parpy_call = (fid, spec, fn, args, kwargs)
             _pending[tag] = fut
             try:
@@ -1406,6 +1413,87 @@ def _future_class():
 
         _future_cls = _Future
     return _future_cls
+
+
+def _new_future(pool, tag):
+    """The Future for ``submit()``: a real one once concurrent.futures is
+    loaded, else a :class:`_LazyFuture` that becomes one on demand."""
+    if _future_cls is None and "concurrent.futures" not in _sys.modules:
+        return _LazyFuture(pool, tag)
+    return _future_class()(pool, tag)
+
+
+_NO_VALUE = object()
+_lazy_lock = None  # made by _first_pool
+
+
+class _LazyFuture:
+    """What ``submit()`` returns while nothing has loaded concurrent.futures
+    (a 20 ms import, a large part of a cold start). It stands in for the
+    Future of :func:`_future_class`: ``isinstance(f, concurrent.futures.Future)``
+    holds (through ``__class__``), and it becomes that Future, in place
+    (``__class__`` assignment), as soon as anything but ``done()`` or
+    ``result()`` is asked of it (any other method or attribute, ``repr``,
+    pickling, ``concurrent.futures.wait``...). Only a successful outcome is
+    kept here; any other is settled on the real Future, so concurrent.futures
+    raises it as always."""
+
+    def __init__(self, pool, tag):
+        self._parpy_job = (pool, tag)
+
+    def done(self):
+        if type(self) is not _LazyFuture:
+            return self.done()  # became real meanwhile
+        return "_parpy_value" in self.__dict__
+
+    def result(self, timeout=None):
+        if type(self) is not _LazyFuture:
+            return self.result(timeout)  # became real meanwhile
+        if "_parpy_value" not in self.__dict__:
+            _drive(self, timeout)
+            if timeout is not None:
+                timeout = 0  # waited already
+        value = self.__dict__.get("_parpy_value", _NO_VALUE)
+        if value is _NO_VALUE:
+            # Failed, or not done in time: concurrent.futures raises, from a
+            # stack of the same shape as _Future.result's.
+            return _future_class().__base__.result(_materialize(self), timeout)
+        return value
+
+    @property
+    def __class__(self):
+        # What isinstance() consults when type(self) is not a subclass.
+        return _future_class()
+
+    def __getattr__(self, name):
+        if type(_materialize(self)) is _LazyFuture:
+            raise AttributeError(name)
+        return getattr(self, name)
+
+    def __repr__(self):
+        return repr(_materialize(self))
+
+    def __dir__(self):
+        return dir(_materialize(self))
+
+    def __reduce_ex__(self, protocol):
+        return _materialize(self).__reduce_ex__(protocol)
+
+
+def _materialize(fut):
+    """Turns a :class:`_LazyFuture` into the real Future it stands for, with
+    its result if it has one; returns ``fut``."""
+    if type(fut) is not _LazyFuture:
+        return fut
+    cls = _future_class()
+    with _lazy_lock:
+        if type(fut) is _LazyFuture:
+            value = fut.__dict__.pop("_parpy_value", _NO_VALUE)
+            object.__dict__["__class__"].__set__(fut, cls)
+            super(cls, fut).__init__()
+            if value is not _NO_VALUE:
+                fut.set_result(value)
+    return fut
 
 
 def _report_init_failure(fut):
