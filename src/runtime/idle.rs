@@ -47,11 +47,9 @@ impl Idle {
                 return v;
             }
             let spinning = self.spinners.fetch_add(1, Ordering::SeqCst) < MAX_SPINNERS;
-            if spinning {
-                if let Some(v) = super::spin(&mut poll) {
-                    self.spinners.fetch_sub(1, Ordering::SeqCst);
-                    return v;
-                }
+            if spinning && let Some(v) = super::spin(&mut poll) {
+                self.spinners.fetch_sub(1, Ordering::SeqCst);
+                return v;
             }
             // Registered before no longer counting as a poller (see above).
             self.register(worker);

@@ -81,8 +81,7 @@ class ParallelFunction:
     def __init__(self, fn):
         if not callable(fn):
             raise TypeError(f"parpy.parallel needs a callable, not {type(fn).__name__}")
-        import functools
-        functools.update_wrapper(self, fn)
+        _update_wrapper(self, fn)
 
     def __call__(self, *args, **kwargs):
         return self.__wrapped__(*args, **kwargs)
@@ -109,6 +108,24 @@ class ParallelFunction:
     def map_unordered(self, *iterables, chunksize=None, timeout=None):
         """Yields ``fn(*args)`` results as they complete, in any order."""
         return _default_executor()._map(self.__wrapped__, iterables, chunksize, timeout, ordered=False)
+
+
+def _update_wrapper(wrapper, fn):
+    """``functools.update_wrapper(wrapper, fn)``, without importing functools
+    (and collections) on 3.12 and 3.13, whose lists of attributes these are."""
+    if _sys.version_info >= (3, 14):
+        import functools
+        functools.update_wrapper(wrapper, fn)
+        return
+    for attr in ("__module__", "__name__", "__qualname__", "__doc__", "__annotations__", "__type_params__"):
+        try:
+            value = getattr(fn, attr)
+        except AttributeError:
+            pass
+        else:
+            setattr(wrapper, attr, value)
+    wrapper.__dict__.update(getattr(fn, "__dict__", {}))
+    wrapper.__wrapped__ = fn
 
 
 def parallel(fn):
@@ -863,15 +880,18 @@ _default = None
 
 
 def _first_pool():
-    """Once, before the first worker starts."""
-    global _started, _collector
+    """Once, before the first worker starts. What can wait until the workers
+    are starting is in :func:`_first_pool_rest`."""
+    global _started, _lazy_lock
     if _started:
         return
     _started = True
+    import threading
+    _lazy_lock = threading.Lock()
     # Extension modules whose per-interpreter state breaks when several
     # sub-interpreters end (upstream gh-136421: _datetime on 3.13, and on
     # 3.12 _datetime and _decimal) are loaded here first.
-    for name in ("_datetime", "_decimal"):
+    for name in ("_datetime", "_decimal") if _sys.version_info < (3, 13) else ("_datetime",):
         try:
             __import__(name)
         except ImportError:
@@ -880,6 +900,13 @@ def _first_pool():
     if main is not None:
         # Objects pickled in a worker name the script '__mp_main__'.
         _sys.modules.setdefault("__mp_main__", main)
+
+
+def _first_pool_rest():
+    """Once, right after the first pool started its workers."""
+    global _collector
+    if _collector is not None:
+        return
     import atexit
     import threading
     atexit.register(_shutdown_all)
@@ -945,15 +972,16 @@ def _drive(fut, timeout):
 def _install_sigint():
     """Ctrl-C also stops the workers: pending tasks are cancelled, running
     ones interrupted, then KeyboardInterrupt is raised as usual. Installed
-    only over Python's default handler, and only from the main thread."""
-    import signal
+    only over Python's default handler, and only from the main thread.
+    (``_signal``, not ``signal``, which would import ``enum``.)"""
+    import _signal
     import threading
     if threading.current_thread() is not threading.main_thread():
         return
     try:
-        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        if _signal.getsignal(_signal.SIGINT) is not _signal.default_int_handler:
             return
-        signal.signal(signal.SIGINT, _on_sigint)
+        _signal.signal(_signal.SIGINT, _on_sigint)
     except (ValueError, OSError):
         pass
 
@@ -980,6 +1008,11 @@ def _flush_std():
 
 
 def _settle(fut, status, payload):
+    if status == 0 and type(fut) is _LazyFuture:
+        with _lazy_lock:
+            if type(fut) is _LazyFuture:
+                fut._parpy_value = payload
+                return
     call = getattr(fut, "_parpy_call", None)
     if status == 1 and payload[5] and call is not None:
         fid, spec, fn, args, kwargs = call
@@ -1131,6 +1164,7 @@ def _define_pool():
                 if self._pool is None:
                     _first_pool()
                     self._pool = _pool_start(self._max_workers, _worker_config())
+                    _first_pool_rest()
                     _live.add(self)
                     if self._initializer is not None:
                         import concurrent.futures as cf
@@ -1151,7 +1185,11 @@ def _define_pool():
             if fid in _fallback_fids:
                 return _fallback().submit(spec, args, kwargs)
             tag = _next_id()
-            fut = (_future_cls or _future_class())(pool, tag, (fid, spec, fn, args, kwargs))
+            call = (fid, spec, fn, args, kwargs)
+            if _future_cls is not None:
+                fut = _future_cls(pool, tag, call)
+            else:
+                fut = _new_future(pool, tag, call)
             _pending[tag] = fut
             try:
                 _submit(pool, fid, spec, args, kwargs or None, tag)
@@ -1477,6 +1515,88 @@ def _future_class():
 
         _future_cls = _Future
     return _future_cls
+
+
+def _new_future(pool, tag, call):
+    """The Future for ``submit()``: a real one once concurrent.futures is
+    loaded, else a :class:`_LazyFuture` that becomes one on demand."""
+    if _future_cls is None and "concurrent.futures" not in _sys.modules:
+        return _LazyFuture(pool, tag, call)
+    return _future_class()(pool, tag, call)
+
+
+_NO_VALUE = object()
+_lazy_lock = None  # made by _first_pool
+
+
+class _LazyFuture:
+    """What ``submit()`` returns while nothing has loaded concurrent.futures
+    (a 20 ms import, a large part of a cold start). It stands in for the
+    Future of :func:`_future_class`: ``isinstance(f, concurrent.futures.Future)``
+    holds (through ``__class__``), and it becomes that Future, in place
+    (``__class__`` assignment), as soon as anything but ``done()`` or
+    ``result()`` is asked of it (any other method or attribute, ``repr``,
+    pickling, ``concurrent.futures.wait``...). Only a successful outcome is
+    kept here; any other is settled on the real Future, so concurrent.futures
+    raises it as always."""
+
+    def __init__(self, pool, tag, call):
+        self._parpy_job = (pool, tag)
+        self._parpy_call = call
+
+    def done(self):
+        if type(self) is not _LazyFuture:
+            return self.done()  # became real meanwhile
+        return "_parpy_value" in self.__dict__
+
+    def result(self, timeout=None):
+        if type(self) is not _LazyFuture:
+            return self.result(timeout)  # became real meanwhile
+        if "_parpy_value" not in self.__dict__:
+            _drive(self, timeout)
+            if timeout is not None:
+                timeout = 0  # waited already
+        value = self.__dict__.get("_parpy_value", _NO_VALUE)
+        if value is _NO_VALUE:
+            # Failed, or not done in time: concurrent.futures raises, from a
+            # stack of the same shape as _Future.result's.
+            return _future_class().__base__.result(_materialize(self), timeout)
+        return value
+
+    @property
+    def __class__(self):
+        # What isinstance() consults when type(self) is not a subclass.
+        return _future_class()
+
+    def __getattr__(self, name):
+        if type(_materialize(self)) is _LazyFuture:
+            raise AttributeError(name)
+        return getattr(self, name)
+
+    def __repr__(self):
+        return repr(_materialize(self))
+
+    def __dir__(self):
+        return dir(_materialize(self))
+
+    def __reduce_ex__(self, protocol):
+        return _materialize(self).__reduce_ex__(protocol)
+
+
+def _materialize(fut):
+    """Turns a :class:`_LazyFuture` into the real Future it stands for, with
+    its result if it has one; returns ``fut``."""
+    if type(fut) is not _LazyFuture:
+        return fut
+    cls = _future_class()
+    with _lazy_lock:
+        if type(fut) is _LazyFuture:
+            value = fut.__dict__.pop("_parpy_value", _NO_VALUE)
+            object.__dict__["__class__"].__set__(fut, cls)
+            cls.__init__(fut, *fut._parpy_job, fut._parpy_call)
+            if value is not _NO_VALUE:
+                fut.set_result(value)
+    return fut
 
 
 def _report_init_failure(fut):
