@@ -301,6 +301,11 @@ impl Obj {
         }
     }
 
+    /// The object's address, as Python's `id()`: unique among live objects.
+    pub fn id(&self) -> usize {
+        self.ptr() as usize
+    }
+
     pub fn is_none(&self) -> bool {
         // SAFETY: pointer comparison only.
         self.ptr() == unsafe { ffi::Py_None() }
