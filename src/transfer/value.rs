@@ -20,6 +20,7 @@ pub enum Value {
     /// A str holding lone surrogates, as UTF-8 with `surrogatepass`.
     StrRaw(Vec<u8>),
     Bytes(Vec<u8>),
+    ByteArray(Vec<u8>),
     List(Vec<Value>),
     Tuple(Vec<Value>),
     Dict(Vec<(Value, Value)>),
@@ -130,6 +131,8 @@ fn encode_at(
                 None => Value::Bytes(b.to_vec()),
             }
         }
+        // Mutable, so never lent: copied here, while main holds its GIL.
+        Kind::ByteArray => Value::ByteArray(obj.bytearray_to_vec(gil)?),
         Kind::List => Value::List(encode_all(gil, obj.seq_items(), depth, lender)?),
         Kind::Tuple => Value::Tuple(encode_all(gil, obj.seq_items(), depth, lender)?),
         Kind::Dict => {
@@ -182,6 +185,7 @@ pub fn decode(gil: Gil<'_>, v: &Value) -> PyResult<Obj> {
         Value::Str(s) => gil.str(s),
         Value::StrRaw(b) => gil.str_lossless(b),
         Value::Bytes(b) => gil.bytes(b),
+        Value::ByteArray(b) => gil.bytearray(b),
         Value::List(items) => gil.list(decode_all(gil, items)?),
         Value::Tuple(items) => gil.tuple(decode_all(gil, items)?),
         Value::Dict(items) => {

@@ -1,5 +1,5 @@
 # Large bytes and str sent to workers (lent by main, copied once by each
-# worker): contents and types arrive intact, a repeated object is fine, main's
+# worker), and bytearray (copied natively): contents and types arrive intact, a repeated object is fine, main's
 # objects are released as soon as the results are in, and memory stays flat.
 import hashlib
 import sys
@@ -39,7 +39,7 @@ def main():
     surrogates = "a\ud800b" * 5000  # no UTF-8: travels the copying way
     edges = [b"", b"x" * (LEND_MIN - 1), b"y" * LEND_MIN, b"z" * (LEND_MIN + 1),
              "s" * (LEND_MIN - 1), "t" * LEND_MIN]
-    values = [big, text, uni, surrogates, *edges]
+    values = [big, text, uni, surrogates, bytearray(big[:5_000_000]), *edges]
     base = [sys.getrefcount(v) for v in values]
     with parpy.Executor(2) as ex:
         for v in values:
@@ -48,6 +48,8 @@ def main():
         assert args == [digest(big), digest(text)] and kw == {"b": digest(big), "u": digest(uni)}
         box = {"items": [big, uni, big], "t": (1, text)}
         assert ex.submit(nested, box).result() == ([digest(big), digest(uni), digest(big)], digest(text))
+        back = ex.submit(bytearray.__add__, values[4], b"!").result()
+        assert type(back) is bytearray and back == values[4] + b"!"
 
         # The same object many times in one map, in several chunk sizes.
         want = digest(big)
