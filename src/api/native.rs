@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use crate::ffi::module::NativeFn;
 use crate::ffi::{ExcKind, Gil, Kind, Obj, PyErr, PyResult};
 use crate::runtime::{self, Event, FuncRef, Job, Outcome, Payload, Pool, Reply};
-use crate::transfer::{Value, decode, encode};
+use crate::transfer::{Lender, Value, decode, encode};
 
 /// The functions, in the order they are added to the module.
 pub(super) static FUNCTIONS: &[NativeFn] = &[
@@ -168,10 +168,11 @@ fn func(gil: Gil<'_>, fid: u64, spec: &Obj) -> PyResult<Arc<FuncRef>> {
 }
 
 /// Encodes positional arguments one by one, naming the one that cannot travel.
-fn encode_args(gil: Gil<'_>, args: &Obj) -> PyResult<Value> {
+/// Large buffers are lent to the workers (see [`Lender`]).
+fn encode_args(gil: Gil<'_>, lender: &mut Lender, args: &Obj) -> PyResult<Value> {
     let mut out = Vec::new();
     for (i, a) in args.seq_items().iter().enumerate() {
-        match encode(gil, a) {
+        match lender.encode(gil, a) {
             Ok(v) => out.push(v),
             Err(e) => {
                 return Err(e.into_type_error(gil, &format!("argument {i}"), &a.type_name(gil)));
@@ -181,14 +182,14 @@ fn encode_args(gil: Gil<'_>, args: &Obj) -> PyResult<Value> {
     Ok(Value::Tuple(out))
 }
 
-fn encode_kwargs(gil: Gil<'_>, kwargs: &Obj) -> PyResult<Value> {
+fn encode_kwargs(gil: Gil<'_>, lender: &mut Lender, kwargs: &Obj) -> PyResult<Value> {
     if kwargs.is_none() {
         return Ok(Value::None);
     }
     let mut out = Vec::new();
     for (k, v) in kwargs.dict_items() {
         let name = k.as_str(gil)?.to_owned();
-        match encode(gil, &v) {
+        match lender.encode(gil, &v) {
             Ok(val) => out.push((Value::Str(name), val)),
             Err(e) => {
                 return Err(e.into_type_error(
@@ -413,7 +414,7 @@ fn pool_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
 fn pool_init(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let p = pool(gil, arg_u64(gil, args, 0)?)?;
     let f = func(gil, arg_u64(gil, args, 1)?, arg(gil, args, 2)?)?;
-    let initargs = encode_args(gil, arg(gil, args, 3)?)?;
+    let initargs = encode_args(gil, &mut Lender::new(gil), arg(gil, args, 3)?)?;
     let tags = arg(gil, args, 4)?.seq_items();
     for (w, tag) in tags.iter().enumerate().take(p.size()) {
         let job = Job {
@@ -491,8 +492,9 @@ fn pool_shutdown_all(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
 fn submit(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let p = pool(gil, arg_u64(gil, args, 0)?)?;
     let f = func(gil, arg_u64(gil, args, 1)?, arg(gil, args, 2)?)?;
-    let call_args = encode_args(gil, arg(gil, args, 3)?)?;
-    let kwargs = encode_kwargs(gil, arg(gil, args, 4)?)?;
+    let mut lender = Lender::new(gil);
+    let call_args = encode_args(gil, &mut lender, arg(gil, args, 3)?)?;
+    let kwargs = encode_kwargs(gil, &mut lender, arg(gil, args, 4)?)?;
     let tag = arg_u64(gil, args, 5)?;
     let flag = Arc::new(AtomicBool::new(false));
     let job = Job {
@@ -644,6 +646,8 @@ fn map_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let items = arg(gil, args, 3)?;
     let star = arg(gil, args, 4)?.is_true(gil)?;
     let chunk = (arg_u64(gil, args, 5)? as usize).max(1);
+    // One lender for all items: an object repeated in the input is lent once.
+    let mut lender = Lender::new(gil);
     let (id, tx, cancel) = new_call(&p);
     let send = |start: usize, batch: Vec<Value>| {
         p.submit(Job {
@@ -679,7 +683,7 @@ fn map_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
                 let start = c * chunk;
                 let mut batch = Vec::with_capacity(part.len());
                 for (k, item) in part.iter().enumerate() {
-                    match encode(gil, item) {
+                    match lender.encode(gil, item) {
                         Ok(v) => batch.push(v),
                         Err(e) => {
                             // What is queued already runs; the rest never starts.
@@ -732,8 +736,9 @@ fn int_range(gil: Gil<'_>, obj: &Obj) -> PyResult<Option<(i128, i128, usize)>> {
 fn spmd_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let p = pool(gil, arg_u64(gil, args, 0)?)?;
     let f = func(gil, arg_u64(gil, args, 1)?, arg(gil, args, 2)?)?;
-    let call_args = encode_args(gil, arg(gil, args, 3)?)?;
-    let kwargs = encode_kwargs(gil, arg(gil, args, 4)?)?;
+    let mut lender = Lender::new(gil);
+    let call_args = encode_args(gil, &mut lender, arg(gil, args, 3)?)?;
+    let kwargs = encode_kwargs(gil, &mut lender, arg(gil, args, 4)?)?;
     let kwargs = if kwargs == Value::None {
         Value::Dict(Vec::new())
     } else {

@@ -16,6 +16,7 @@
 
 pub mod embed;
 pub mod interp;
+pub mod lent;
 pub mod module;
 mod object;
 pub mod shared;

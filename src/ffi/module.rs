@@ -160,6 +160,9 @@ unsafe extern "C" fn trampoline(
             .collect();
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ((*nf).f)(gil, &argv)));
         drop(argv);
+        // Loans that workers finished with (e.g. the jobs whose results this
+        // call just received) are released here, in the main interpreter.
+        super::lent::release_lent(gil);
         match out {
             Ok(Ok(obj)) => obj.into_ptr(),
             Ok(Err(err)) => {

@@ -34,6 +34,7 @@ pub enum Kind {
     Float,
     Str,
     Bytes,
+    ByteArray,
     List,
     Tuple,
     Dict,
@@ -144,6 +145,16 @@ impl<'py> Gil<'py> {
             Obj::result(
                 *self,
                 ffi::PyBytes_FromStringAndSize(v.as_ptr().cast(), v.len() as ffi::Py_ssize_t),
+            )
+        }
+    }
+
+    pub fn bytearray(&self, v: &[u8]) -> PyResult<Obj> {
+        // SAFETY: attached; pointer and length describe `v`.
+        unsafe {
+            Obj::result(
+                *self,
+                ffi::PyByteArray_FromStringAndSize(v.as_ptr().cast(), v.len() as ffi::Py_ssize_t),
             )
         }
     }
@@ -285,6 +296,8 @@ impl Obj {
                 Kind::Str
             } else if t == &raw mut ffi::PyBytes_Type {
                 Kind::Bytes
+            } else if t == &raw mut ffi::PyByteArray_Type {
+                Kind::ByteArray
             } else if t == &raw mut ffi::PyList_Type {
                 Kind::List
             } else if t == &raw mut ffi::PyTuple_Type {
@@ -305,6 +318,11 @@ impl Obj {
     pub fn is_range(&self) -> bool {
         // SAFETY: reading the type pointer of a live object; comparison only.
         unsafe { ffi::Py_TYPE(self.ptr()) == &raw mut ffi::PyRange_Type }
+    }
+
+    /// The object's address, as Python's `id()`: unique among live objects.
+    pub fn id(&self) -> usize {
+        self.ptr() as usize
     }
 
     pub fn is_none(&self) -> bool {
@@ -386,6 +404,21 @@ impl Obj {
                 return Err(PyErr::fetch(gil));
             }
             Ok(std::slice::from_raw_parts(p.cast::<u8>(), len as usize))
+        }
+    }
+
+    /// A copy of the contents of a `bytearray` (copied at once: Python code
+    /// may resize it later).
+    pub fn bytearray_to_vec(&self, gil: Gil<'_>) -> PyResult<Vec<u8>> {
+        // SAFETY: attached; the buffer is read while we hold the GIL and run
+        // no Python code, so nothing can resize or free it meanwhile.
+        unsafe {
+            let p = ffi::PyByteArray_AsString(self.ptr());
+            if p.is_null() {
+                return Err(PyErr::fetch(gil));
+            }
+            let len = ffi::PyByteArray_Size(self.ptr());
+            Ok(std::slice::from_raw_parts(p.cast::<u8>(), len as usize).to_vec())
         }
     }
 

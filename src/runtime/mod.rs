@@ -69,6 +69,18 @@ pub struct Job {
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
+impl Job {
+    /// Sends `event` (this job's answer) to its caller. The job, whose
+    /// payload may hold loans of main's memory (`Value::Lent`), is dropped
+    /// first: when main handles the event, the loans already wait for
+    /// release, and main releases them in that same call.
+    pub fn answer(self, event: Event) {
+        let Job { reply, payload, .. } = self;
+        drop(payload);
+        let _ = reply.tx.send(event);
+    }
+}
+
 /// Where a job's output and outcome go.
 #[derive(Clone)]
 pub struct Reply {

@@ -181,8 +181,9 @@ impl Pool {
     /// Answers every job still waiting in the shared queue as cancelled.
     pub fn cancel_pending(&self) {
         while let Ok(job) = self.pending.try_recv() {
-            let _ = job.reply.tx.send(Event::Done {
-                tag: job.reply.tag,
+            let tag = job.reply.tag;
+            job.answer(Event::Done {
+                tag,
                 outcome: Outcome::Cancelled,
             });
         }

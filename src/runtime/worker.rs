@@ -94,7 +94,8 @@ pub(super) fn run(ws: WorkerSetup) {
     if let Err(msg) = result {
         // No interpreter: answer every job with the reason, so nothing waits forever.
         for job in Jobs::new(ws.id, own, shared, Arc::clone(&ws.idle)) {
-            let _ = job.reply.tx.send(failed(&job, &msg));
+            let ev = failed(&job, &msg);
+            job.answer(ev);
         }
     }
     GLOBAL.with(|g| g.borrow_mut().take());
@@ -132,14 +133,13 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
             .as_ref()
             .is_some_and(|c| c.load(Ordering::Relaxed))
         {
-            let _ = job.reply.tx.send(cancelled(&job));
+            let ev = cancelled(&job);
+            job.answer(ev);
             continue;
         }
         let (Some(hooks), None) = (&hooks, &broken) else {
-            let _ = job.reply.tx.send(failed(
-                &job,
-                broken.as_deref().unwrap_or("worker unavailable"),
-            ));
+            let ev = failed(&job, broken.as_deref().unwrap_or("worker unavailable"));
+            job.answer(ev);
             continue;
         };
         CURRENT.with(|c| *c.borrow_mut() = Some(job.reply.clone()));
@@ -156,7 +156,7 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
             e.print(gil);
         }
         CURRENT.with(|c| c.borrow_mut().take());
-        let _ = job.reply.tx.send(event);
+        job.answer(event);
         if ws.ctl.abandoned.load(Ordering::SeqCst) {
             break; // a replacement took this worker's place
         }

@@ -1,7 +1,9 @@
 //! The native value codec with its pickle fallback.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::ffi::lent::{Lent, in_main_interpreter};
 use crate::ffi::shared::{new_shared, shared_data};
 use crate::ffi::{ExcKind, Gil, Kind, Obj, PyErr, PyResult};
 
@@ -18,6 +20,7 @@ pub enum Value {
     /// A str holding lone surrogates, as UTF-8 with `surrogatepass`.
     StrRaw(Vec<u8>),
     Bytes(Vec<u8>),
+    ByteArray(Vec<u8>),
     List(Vec<Value>),
     Tuple(Vec<Value>),
     Dict(Vec<(Value, Value)>),
@@ -25,6 +28,9 @@ pub enum Value {
     FrozenSet(Vec<Value>),
     /// A `parpy.SharedBytes`: the same memory, seen by every interpreter.
     Shared(Arc<[u8]>),
+    /// A large `bytes` or `str` of the main interpreter, read in place by
+    /// the worker that decodes it (see [`Lender`]).
+    Lent(Arc<Lent>),
     /// Anything else, as a pickle (protocol 5).
     Pickled(Vec<u8>),
 }
@@ -36,12 +42,64 @@ const MAX_NATIVE_DEPTH: usize = 200;
 /// Why a value could not be encoded: the Python exception raised, usually by pickle.
 pub struct EncodeError(pub PyErr);
 
-/// Encodes `obj` for another interpreter.
-pub fn encode(gil: Gil<'_>, obj: &Obj) -> Result<Value, EncodeError> {
-    encode_at(gil, obj, 0).map_err(EncodeError)
+/// `bytes` and `str` (UTF-8) at least this long are lent, not copied, by a
+/// [`Lender`]. Measured on `map` over distinct items (2 workers): at 4 KiB a
+/// loan costs 0.8-0.95 µs per item against 4-5 µs for the copy; at 1 KiB
+/// both cost about the same, so smaller values keep the plain copy.
+pub const LEND_MIN: usize = 4 * 1024;
+
+/// Encodes the arguments of one call (or of every item of one map) in the
+/// main interpreter for its workers: a `bytes` or `str` of at least
+/// [`LEND_MIN`] bytes is lent ([`Value::Lent`]) instead of copied, and an
+/// object met several times is lent once. Elsewhere it encodes like [`encode`].
+///
+/// Only for values that go to workers inside a job: a loan keeps main's
+/// object alive until the value is dropped and main releases it.
+pub struct Lender {
+    active: bool,
+    seen: HashMap<usize, Arc<Lent>>,
 }
 
-fn encode_at(gil: Gil<'_>, obj: &Obj, depth: usize) -> PyResult<Value> {
+impl Lender {
+    pub fn new(gil: Gil<'_>) -> Lender {
+        Lender {
+            active: in_main_interpreter(gil),
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Encodes `obj`, lending its large buffers.
+    pub fn encode(&mut self, gil: Gil<'_>, obj: &Obj) -> Result<Value, EncodeError> {
+        encode_at(gil, obj, 0, &mut Some(self)).map_err(EncodeError)
+    }
+
+    /// The loan of `obj` when it is large enough and may be lent.
+    fn lend(&mut self, gil: Gil<'_>, obj: &Obj, len: usize) -> Option<Value> {
+        if !self.active || len < LEND_MIN {
+            return None;
+        }
+        // `obj` is alive for the whole encoding (the caller holds it), so its
+        // address names it.
+        if let Some(l) = self.seen.get(&obj.id()) {
+            return Some(Value::Lent(Arc::clone(l)));
+        }
+        let l = Arc::new(Lent::new(gil, obj)?);
+        self.seen.insert(obj.id(), Arc::clone(&l));
+        Some(Value::Lent(l))
+    }
+}
+
+/// Encodes `obj` for another interpreter.
+pub fn encode(gil: Gil<'_>, obj: &Obj) -> Result<Value, EncodeError> {
+    encode_at(gil, obj, 0, &mut None).map_err(EncodeError)
+}
+
+fn encode_at(
+    gil: Gil<'_>,
+    obj: &Obj,
+    depth: usize,
+    lender: &mut Option<&mut Lender>,
+) -> PyResult<Value> {
     let kind = obj.kind();
     if depth >= MAX_NATIVE_DEPTH
         && matches!(
@@ -60,25 +118,36 @@ fn encode_at(gil: Gil<'_>, obj: &Obj, depth: usize) -> PyResult<Value> {
         },
         Kind::Float => Value::Float(obj.as_f64(gil)?),
         Kind::Str => match obj.as_str(gil) {
-            Ok(s) => Value::Str(s.to_owned()),
+            Ok(s) => match lender.as_mut().and_then(|l| l.lend(gil, obj, s.len())) {
+                Some(v) => v,
+                None => Value::Str(s.to_owned()),
+            },
             Err(_) => Value::StrRaw(obj.str_bytes_lossless(gil)?),
         },
-        Kind::Bytes => Value::Bytes(obj.as_bytes(gil)?.to_vec()),
-        Kind::List => Value::List(encode_all(gil, obj.seq_items(), depth)?),
-        Kind::Tuple => Value::Tuple(encode_all(gil, obj.seq_items(), depth)?),
+        Kind::Bytes => {
+            let b = obj.as_bytes(gil)?;
+            match lender.as_mut().and_then(|l| l.lend(gil, obj, b.len())) {
+                Some(v) => v,
+                None => Value::Bytes(b.to_vec()),
+            }
+        }
+        // Mutable, so never lent: copied here, while main holds its GIL.
+        Kind::ByteArray => Value::ByteArray(obj.bytearray_to_vec(gil)?),
+        Kind::List => Value::List(encode_all(gil, obj.seq_items(), depth, lender)?),
+        Kind::Tuple => Value::Tuple(encode_all(gil, obj.seq_items(), depth, lender)?),
         Kind::Dict => {
             let items = obj.dict_items();
             let mut out = Vec::with_capacity(items.len());
             for (k, v) in items {
                 out.push((
-                    encode_at(gil, &k, depth + 1)?,
-                    encode_at(gil, &v, depth + 1)?,
+                    encode_at(gil, &k, depth + 1, lender)?,
+                    encode_at(gil, &v, depth + 1, lender)?,
                 ));
             }
             Value::Dict(out)
         }
-        Kind::Set => Value::Set(encode_all(gil, obj.iter_items(gil)?, depth)?),
-        Kind::FrozenSet => Value::FrozenSet(encode_all(gil, obj.iter_items(gil)?, depth)?),
+        Kind::Set => Value::Set(encode_all(gil, obj.iter_items(gil)?, depth, lender)?),
+        Kind::FrozenSet => Value::FrozenSet(encode_all(gil, obj.iter_items(gil)?, depth, lender)?),
         Kind::Other => match shared_data(obj) {
             Some(data) => Value::Shared(data),
             None => pickle(gil, obj)?,
@@ -86,8 +155,16 @@ fn encode_at(gil: Gil<'_>, obj: &Obj, depth: usize) -> PyResult<Value> {
     })
 }
 
-fn encode_all(gil: Gil<'_>, items: Vec<Obj>, depth: usize) -> PyResult<Vec<Value>> {
-    items.iter().map(|i| encode_at(gil, i, depth + 1)).collect()
+fn encode_all(
+    gil: Gil<'_>,
+    items: Vec<Obj>,
+    depth: usize,
+    lender: &mut Option<&mut Lender>,
+) -> PyResult<Vec<Value>> {
+    items
+        .iter()
+        .map(|i| encode_at(gil, i, depth + 1, lender))
+        .collect()
 }
 
 fn pickle(gil: Gil<'_>, obj: &Obj) -> PyResult<Value> {
@@ -108,6 +185,7 @@ pub fn decode(gil: Gil<'_>, v: &Value) -> PyResult<Obj> {
         Value::Str(s) => gil.str(s),
         Value::StrRaw(b) => gil.str_lossless(b),
         Value::Bytes(b) => gil.bytes(b),
+        Value::ByteArray(b) => gil.bytearray(b),
         Value::List(items) => gil.list(decode_all(gil, items)?),
         Value::Tuple(items) => gil.tuple(decode_all(gil, items)?),
         Value::Dict(items) => {
@@ -123,6 +201,7 @@ pub fn decode(gil: Gil<'_>, v: &Value) -> PyResult<Obj> {
             let tp = gil.import("parpy")?.getattr(gil, c"SharedBytes")?;
             new_shared(gil, &tp, Arc::clone(data))
         }
+        Value::Lent(l) => l.to_object(gil),
         Value::Pickled(data) => {
             let loads = gil.import("pickle")?.getattr(gil, c"loads")?;
             loads.call(gil, &[&gil.bytes(data)?])

@@ -343,3 +343,9 @@ fn shared_bytes_reach_workers_without_copies() {
     let o = run2("shared_bytes.py");
     assert_eq!(ok(&o), "shared OK\n", "{}", o.stderr);
 }
+
+#[test]
+fn large_bytes_and_str_are_lent_to_workers_and_released() {
+    let o = run2("large_values.py");
+    assert_eq!(ok(&o), "large values OK\n", "{}", o.stderr);
+}

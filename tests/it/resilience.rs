@@ -149,3 +149,16 @@ fn a_worker_stuck_in_c_code_is_replaced() {
         o.stderr
     );
 }
+
+#[test]
+fn large_arguments_of_cancelled_stuck_and_uncollected_jobs_are_safe() {
+    let o = Run::parpy().arg(script("large_lost.py")).run();
+    assert_eq!(
+        ok(&o),
+        "cancelled before running: [True, True]\nbusy: 20971520 rest: [20971520, 20971520]\n\
+         first of an abandoned map: 7\nstuck cancelled: True\nreplacement answers: 7\n\
+         all loans released: True\ndone\n",
+        "{}",
+        o.stderr
+    );
+}
