@@ -124,8 +124,19 @@ pub enum Event {
 /// How long a waiting thread polls its channel before sleeping on it.
 const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
+/// How many times a waiting thread polls before it starts yielding its CPU
+/// between polls (a few microseconds: a tiny task's answer often comes
+/// sooner than one `sched_yield` call returns).
+const HOT_POLLS: u32 = 256;
+
 /// Polls `f` until it yields or [`SPIN`] has passed.
 pub fn spin<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    for _ in 0..HOT_POLLS {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::hint::spin_loop();
+    }
     let until = std::time::Instant::now() + SPIN;
     loop {
         if let Some(v) = f() {

@@ -923,8 +923,11 @@ def _dispatch(events):
         else:
             _, tag, status, payload = ev
             fut = _pending.pop(tag, None)
-            if fut is not None:
-                _settle(fut, status, payload)
+            if fut is None:
+                continue
+            if status == 0 and type(fut) is _future_cls and fut._settle_fast(payload, None):
+                continue  # the common case, without three more calls
+            _settle(fut, status, payload)
 
 
 def _collect_loop():
@@ -1181,7 +1184,8 @@ def _define_pool():
                 pool = self._start()
                 if pool is None:
                     return _Inline().submit(fn, *args, **kwargs)
-            fid, spec = _func_spec(fn)
+            last = _last_spec
+            fid, spec = last[1] if fn is last[0] else _func_spec(fn)
             if fid in _fallback_fids:
                 return _fallback().submit(spec, args, kwargs)
             tag = _next_id()
