@@ -84,13 +84,30 @@ struct Hooks {
     teardown: Obj,
 }
 
+/// How many times a worker tries to create its sub-interpreter.
+const START_ATTEMPTS: usize = 3;
+
 /// The worker thread's body.
 pub(super) fn run(ws: WorkerSetup) {
     WORKER_ID.with(|w| w.set(Some(ws.id)));
     GLOBAL.with(|g| *g.borrow_mut() = Some(ws.global.clone()));
     let own = ws.own.clone();
     let shared = ws.shared.clone();
-    let result = run_in_new_interpreter(&ws.ctl.slot, |gil| serve(gil, &ws));
+    // A failed start is tried again. Creating sub-interpreters on several
+    // threads at once fails now and then with "Failed to import encodings
+    // module", an upstream race (python/cpython#128381, #131485): one
+    // benchmark run here hit it once in thousands of pool starts. CPython
+    // undoes a failed creation, so the next try starts from scratch.
+    let mut result = Err(String::new());
+    for attempt in 0..START_ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        result = run_in_new_interpreter(&ws.ctl.slot, |gil| serve(gil, &ws));
+        if result.is_ok() {
+            break;
+        }
+    }
     if let Err(msg) = result {
         // No interpreter: answer every job with the reason, so nothing waits forever.
         for job in Jobs::new(ws.id, own, shared, Arc::clone(&ws.idle)) {
