@@ -66,7 +66,7 @@ def timed(fn, *args):
 _CLK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _busy():
+def machine_busy():
     """CPU seconds the whole machine has spent busy (all CPUs, steal included)."""
     try:
         with open("/proc/stat") as f:
@@ -92,11 +92,11 @@ def _ours():
 def measured(fn):
     """``(seconds, others, result)``: ``others`` is how many CPUs other
     processes on the machine kept busy meanwhile, on average (None off Linux)."""
-    b0, o0 = _busy(), _ours()
+    b0, o0 = machine_busy(), _ours()
     t = time.perf_counter()
     out = fn()
     dt = time.perf_counter() - t
-    b1, o1 = _busy(), _ours()
+    b1, o1 = machine_busy(), _ours()
     others = None if b0 is None or b1 is None else max(0.0, (b1 - b0) - (o1 - o0)) / dt
     return dt, others, out
 

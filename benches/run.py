@@ -37,6 +37,8 @@ import subprocess
 import sys
 import time
 
+from harness import machine_busy  # the same /proc/stat reading as the jobs use
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 VENV = os.path.join(HERE, ".venv")
@@ -233,16 +235,6 @@ def child_env():
 
 
 ENV = child_env()
-
-
-def machine_busy():
-    """CPU seconds the whole machine has spent busy (all CPUs, steal included)."""
-    try:
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def run_job(peer, spec, timeout=900):
@@ -755,6 +747,20 @@ def verdict(summary, n):
             + (", ".join(pwins) or "nothing") + "; behind on " + (", ".join(plosses) or "nothing") + ".")
 
 
+def _placing(peers, key, n, label):
+    """" {label}: parpy's speedup by ``key`` on n workers, its place, and the
+    best (or next) peer", or "" when parpy has no such figure."""
+    sp = {p: r[key][str(n)] for p, r in peers.items()
+          if p != "sequential" and r.get(key, {}).get(str(n))}
+    if "parpy" not in sp:
+        return ""
+    rank = sorted(sp, key=sp.get, reverse=True)
+    top = next((p for p in rank if p != "parpy"), None)
+    other = (f" ({'next' if rank[0] == 'parpy' else 'best'}: {LABELS[top]} {sp[top]:.2f}x)."
+             if top else ".")
+    return f" {label}: {sp['parpy']:.2f}x, place {rank.index('parpy') + 1} of {len(rank)}" + other
+
+
 def reading(summary, n):
     """Plain sentences on where parpy wins and loses, from the figures alone."""
     lines = []
@@ -786,22 +792,8 @@ def reading(summary, n):
                          f"({me / n * 100:.0f}% efficiency), place {place} of {len(ranked)}"
                          + (f"; {'next' if place == 1 else 'best'} is {LABELS[top[1]]} at {top[0]:.2f}x."
                             if top else "."))
-            ps = {p: r["paired_speedup"][str(n)] for p, r in peers.items()
-                  if p != "sequential" and r.get("paired_speedup", {}).get(str(n))}
-            if "parpy" in ps:
-                prank = sorted(ps, key=ps.get, reverse=True)
-                ptop = next((p for p in prank if p != "parpy"), None)
-                lines[-1] += (f" Paired with each child's own loop: {ps['parpy']:.2f}x, place {prank.index('parpy') + 1} "
-                              f"of {len(prank)}" + (f" ({'next' if prank[0] == 'parpy' else 'best'}: "
-                                                    f"{LABELS[ptop]} {ps[ptop]:.2f}x)." if ptop else "."))
-            qs = {p: r["quiet_speedup"][str(n)] for p, r in peers.items()
-                  if p != "sequential" and r.get("quiet_speedup", {}).get(str(n))}
-            if "parpy" in qs:
-                qrank = sorted(qs, key=qs.get, reverse=True)
-                qtop = next((p for p in qrank if p != "parpy"), None)
-                lines[-1] += (f" On quiet timings: {qs['parpy']:.2f}x, place {qrank.index('parpy') + 1} "
-                              f"of {len(qrank)}" + (f" ({'next' if qrank[0] == 'parpy' else 'best'}: "
-                                                    f"{LABELS[qtop]} {qs[qtop]:.2f}x)." if qtop else "."))
+            lines[-1] += _placing(peers, "paired_speedup", n, "Paired with each child's own loop")
+            lines[-1] += _placing(peers, "quiet_speedup", n, "On quiet timings")
             own = peers["parpy"].get("own_seq")
             if own and s["sequential"]:
                 lines[-1] += (f" parpy's main interpreter runs the loop in {own / s['sequential'] * 100:.0f}% "
