@@ -145,6 +145,20 @@ done
 exec env -i "$@"
 "#;
 
+/// Runs the test app with [`run_without_python`] and checks that it
+/// exited 0 and printed [`EXPECTED`].
+fn assert_app_runs(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    opt_parpy: Option<&Path>,
+    cwd: &Path,
+) {
+    let o = run_without_python(program, args, env, opt_parpy, cwd);
+    assert_eq!(o.code, 0, "{o:#?}");
+    assert_eq!(o.stdout, EXPECTED, "{}", o.stderr);
+}
+
 /// Runs `program args` where no Python can be found, with only `env` set.
 fn run_without_python(
     program: &Path,
@@ -272,15 +286,13 @@ fn distribution_tarball_and_deb_run_parallel_scripts_without_python() {
     let parpy = moved.join("bin").join("parpy");
     let app = work.path().join("app.py");
     let app_s = app.to_str().unwrap();
-    let o = run_without_python(
+    assert_app_runs(
         &parpy,
         &[app_s, "x", "y z"],
         &[("PARPY_WORKERS", "2")],
         None,
         work.path(),
     );
-    assert_eq!(o.code, 0, "{o:#?}");
-    assert_eq!(o.stdout, EXPECTED, "{}", o.stderr);
 
     // The .deb: /opt/parpy and a /usr/bin/parpy link; run as `parpy` from PATH.
     let fields = sh(
@@ -309,26 +321,22 @@ fn distribution_tarball_and_deb_run_parallel_scripts_without_python() {
             // /usr/bin/parpy of the package, found on PATH, with the
             // package's /opt/parpy mounted in place.
             let path = format!("{}:/usr/bin:/bin", root.join("usr/bin").display());
-            let o = run_without_python(
+            assert_app_runs(
                 Path::new("/bin/sh"),
                 &["-c", "exec parpy \"$@\"", "sh", app_s, "x", "y z"],
                 &[("PARPY_WORKERS", "2"), ("PATH", &path)],
                 Some(&root.join("opt/parpy")),
                 work.path(),
             );
-            assert_eq!(o.code, 0, "{o:#?}");
-            assert_eq!(o.stdout, EXPECTED, "{}", o.stderr);
         }
         Sandbox::EmptyEnv => {
-            let o = run_without_python(
+            assert_app_runs(
                 &root.join("opt/parpy/bin/parpy"),
                 &[app_s, "x", "y z"],
                 &[("PARPY_WORKERS", "2")],
                 None,
                 work.path(),
             );
-            assert_eq!(o.code, 0, "{o:#?}");
-            assert_eq!(o.stdout, EXPECTED, "{}", o.stderr);
         }
     }
 
@@ -353,7 +361,7 @@ fn distribution_tarball_and_deb_run_parallel_scripts_without_python() {
     );
     assert_eq!(o.code, 0, "{o:#?}");
     let cache = work.path().join("cache");
-    let o = run_without_python(
+    assert_app_runs(
         &work.path().join("fromdist"),
         &["x", "y z"],
         &[
@@ -363,8 +371,6 @@ fn distribution_tarball_and_deb_run_parallel_scripts_without_python() {
         None,
         work.path(),
     );
-    assert_eq!(o.code, 0, "{o:#?}");
-    assert_eq!(o.stdout, EXPECTED, "{}", o.stderr);
 }
 
 // ---------------------------------------------------------------------------
