@@ -872,6 +872,10 @@ def _fn_name(fn):
 # ---------------------------------------------------------------------------
 
 _pending = {}          # tag -> Future
+# Guards the late parts of parpy's futures: a _LazyFuture becoming real, and
+# a _Future's Condition being made or skipped. Reentrant: becoming real
+# settles the real future under it. From _thread: no threading import.
+_lazy_lock = __import__("_thread").RLock()
 _collector = None
 _live = set()          # executors with a running pool
 _started = False
@@ -882,12 +886,10 @@ _default = None
 def _first_pool():
     """Once, before the first worker starts. What can wait until the workers
     are starting is in :func:`_first_pool_rest`."""
-    global _started, _lazy_lock
+    global _started
     if _started:
         return
     _started = True
-    import threading
-    _lazy_lock = threading.Lock()
     # Extension modules whose per-interpreter state breaks when several
     # sub-interpreters end (upstream gh-136421: _datetime on 3.13, and on
     # 3.12 _datetime and _decimal) are loaded here first.
@@ -950,22 +952,19 @@ def _collect_loop():
 
 def _drive(fut, timeout):
     """Waits for ``fut`` by taking results from the channel in this very
-    thread (the collector steps aside meanwhile)."""
-    if timeout is None:
-        # In slices: a future chained to the fallback pool is settled by
-        # that pool's thread, not through this channel.
-        while not fut.done():
-            events = _collect(0.05, True)
-            if events is None:
-                return
-            _dispatch(events)
-        return
-    import time
-    end = time.monotonic() + timeout
+    thread (the collector steps aside meanwhile). In slices of 50 ms: a
+    future chained to the fallback pool is settled by that pool's thread,
+    not through this channel."""
+    end = None
+    if timeout is not None:
+        import time
+        end = time.monotonic() + timeout
     while not fut.done():
-        wait = end - time.monotonic()
-        if wait <= 0:
-            return
+        wait = 0.05
+        if end is not None:
+            wait = min(wait, end - time.monotonic())
+            if wait <= 0:
+                return
         events = _collect(wait, True)
         if events is None:
             return
@@ -1437,7 +1436,6 @@ def _future_class():
         from concurrent.futures import _base
         pending, finished = _base.PENDING, _base.FINISHED
         final = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, finished)
-        lazy = threading.RLock()
 
         class _Future(cf.Future):
             """A Future whose ``cancel()`` also stops the task if it is running.
@@ -1460,7 +1458,7 @@ def _future_class():
             def __getattr__(self, name):
                 if name != "_condition":
                     raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-                with lazy:
+                with _lazy_lock:
                     cond = self.__dict__.get("_condition")
                     if cond is None:
                         cond = self.__dict__["_condition"] = threading.Condition()
@@ -1468,7 +1466,7 @@ def _future_class():
 
             def _settle_fast(self, result, exception):
                 """Settles the future if it has no Condition yet; False if it has."""
-                with lazy:
+                with _lazy_lock:
                     if "_condition" in self.__dict__:
                         return False
                     if self._state in final:
@@ -1530,7 +1528,6 @@ def _new_future(pool, tag, call):
 
 
 _NO_VALUE = object()
-_lazy_lock = None  # made by _first_pool
 
 
 class _LazyFuture:
