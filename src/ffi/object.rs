@@ -488,6 +488,13 @@ impl Obj {
         unsafe { Obj::result(gil, ffi::PyObject_GetAttrString(self.ptr(), name.as_ptr())) }
     }
 
+    /// `getattr(self, name)` with `name` a str made once, for hot paths
+    /// (the `&CStr` form builds and interns a new str on every call).
+    pub fn getattr_str(&self, gil: Gil<'_>, name: &Obj) -> PyResult<Obj> {
+        // SAFETY: attached (token); `name` is a live str of this interpreter.
+        unsafe { Obj::result(gil, ffi::PyObject_GetAttr(self.ptr(), name.ptr())) }
+    }
+
     pub fn setattr(&self, gil: Gil<'_>, name: &CStr, value: &Obj) -> PyResult<()> {
         // SAFETY: attached (token).
         if unsafe { ffi::PyObject_SetAttrString(self.ptr(), name.as_ptr(), value.ptr()) } < 0 {

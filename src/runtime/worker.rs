@@ -77,6 +77,8 @@ fn interpreter_outputs() -> std::sync::MutexGuard<'static, HashMap<i64, Sender<E
 /// Python-side helpers of the worker, looked up once.
 struct Hooks {
     parpy: Obj,
+    /// The name `_unflushed`, made once: it is read after every job.
+    unflushed_name: Obj,
     resolve: Obj,
     pack_exc: Obj,
     flush: Obj,
@@ -192,7 +194,7 @@ impl Hooks {
     /// Whether a worker's stdout or stderr may hold a partial line.
     fn unflushed(&self, gil: Gil<'_>) -> bool {
         self.parpy
-            .getattr(gil, c"_unflushed")
+            .getattr_str(gil, &self.unflushed_name)
             .and_then(|v| v.is_true(gil))
             .unwrap_or(true)
     }
@@ -209,6 +211,7 @@ fn start(gil: Gil<'_>, ws: &WorkerSetup) -> PyResult<Hooks> {
         .call(gil, &[&id, &size, &setup])?;
     Ok(Hooks {
         parpy: parpy.clone(),
+        unflushed_name: gil.str("_unflushed")?,
         resolve: parpy.getattr(gil, c"_resolve")?,
         pack_exc: parpy.getattr(gil, c"_pack_exc")?,
         flush: parpy.getattr(gil, c"_flush_output")?,
