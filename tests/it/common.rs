@@ -117,6 +117,9 @@ impl Run {
         cmd.args(&self.args);
         // A stable, predictable environment for comparisons.
         cmd.env("PYTHONDONTWRITEBYTECODE", "1");
+        // A hung run is ended with SIGABRT, so that Python prints every
+        // thread's traceback before it dies (see `dump_and_kill`).
+        cmd.env("PYTHONFAULTHANDLER", "1");
         cmd.env_remove("PARPY_WORKERS");
         cmd.env_remove("VIRTUAL_ENV");
         cmd.env_remove("PYTHONPATH");
@@ -155,27 +158,59 @@ impl Run {
         let timeout = self.timeout;
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let killer = std::thread::spawn(move || {
-            if done_rx.recv_timeout(timeout).is_err() {
-                // Hung: kill it so the test fails instead of hanging CI.
-                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-                return true;
+            match done_rx.recv_timeout(timeout) {
+                // Hung: dump its stacks and kill it, so the test fails with
+                // a picture of the hang instead of stalling CI.
+                Err(_) => Some(dump_and_kill(pid, &done_rx)),
+                Ok(()) => None,
             }
-            false
         });
         let out = child.wait_with_output().expect("wait");
         let _ = done_tx.send(());
-        let killed = killer.join().unwrap_or(false);
-        assert!(
-            !killed,
-            "{:?} {:?} timed out after {:?}",
-            self.program, self.args, self.timeout
-        );
+        if let Some(native) = killer.join().unwrap_or(None) {
+            panic!(
+                "{:?} {:?} timed out after {:?}\n--- native stacks ---\n{native}\n\
+                 --- stderr (Python tracebacks of every thread) ---\n{}\n--- stdout ---\n{}",
+                self.program,
+                self.args,
+                self.timeout,
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout),
+            );
+        }
         Output {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             code: exit_code(&out.status),
         }
     }
+}
+
+/// Ends a hung process `pid`: first the native stack of every thread (gdb,
+/// else eu-stack, when installed), then SIGABRT, on which Python's
+/// faulthandler prints every thread's traceback to stderr, then SIGKILL if
+/// it is still there. Returns the native stacks.
+pub fn dump_and_kill(pid: u32, exited: &std::sync::mpsc::Receiver<()>) -> String {
+    let pid_s = pid.to_string();
+    let tools: [(&str, &[&str]); 2] = [
+        (
+            "gdb",
+            &["-batch", "-p", &pid_s, "-ex", "thread apply all bt 40"],
+        ),
+        ("eu-stack", &["-p", &pid_s]),
+    ];
+    let mut native = String::from("(no gdb or eu-stack installed)");
+    for (tool, args) in tools {
+        if let Ok(o) = Command::new(tool).args(args).stdin(Stdio::null()).output() {
+            native = String::from_utf8_lossy(&o.stdout).into_owned();
+            break;
+        }
+    }
+    let _ = Command::new("kill").args(["-ABRT", &pid_s]).status();
+    if exited.recv_timeout(Duration::from_secs(5)).is_err() {
+        let _ = Command::new("kill").args(["-KILL", &pid_s]).status();
+    }
+    native
 }
 
 pub fn exit_code(status: &std::process::ExitStatus) -> i32 {

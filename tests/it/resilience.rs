@@ -105,13 +105,22 @@ worker survives all of it: [1, 2]
 #[test]
 fn exit_paths_wait_for_task_threads_and_refuse_late_work() {
     let o = Run::parpy().arg(script("exit_paths.py")).run();
-    assert_eq!(
-        ok(&o),
-        "task done\natexit after the pool: 2\nbackground thread done\n\
-         atexit before the pool: cannot schedule new futures after interpreter shutdown\n",
-        "{}",
-        o.stderr
-    );
+    let lines: Vec<&str> = ok(&o).lines().collect();
+    // The task's thread and main's atexit handlers run at the same time:
+    // only the orders that parpy guarantees are checked.
+    let at = |l: &str| {
+        lines
+            .iter()
+            .position(|x| *x == l)
+            .unwrap_or_else(|| panic!("no line {l:?} in {lines:?}\n{}", o.stderr))
+    };
+    let late = "atexit before the pool: cannot schedule new futures after interpreter shutdown";
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(at("task done"), 0);
+    // The pool's own atexit hook waits for the task's thread before the
+    // handlers registered earlier run.
+    assert!(at("background thread done") < at(late), "{lines:?}");
+    assert!(at("atexit after the pool: 2") < at(late), "{lines:?}");
     assert_eq!(o.stderr, "");
 }
 
@@ -161,4 +170,24 @@ fn large_arguments_of_cancelled_stuck_and_uncollected_jobs_are_safe() {
         "{}",
         o.stderr
     );
+}
+
+#[test]
+fn a_hung_run_fails_with_every_threads_stack() {
+    // The harness itself: a hang must fail the test with stacks, not stall CI.
+    let code = "import parpy, time\n\
+                def wait_forever():\n    time.sleep(3600)\n\
+                parpy.Executor(1).submit(wait_forever).result()\n";
+    let run = Run::parpy()
+        .args(["-c", code])
+        .timeout(Duration::from_secs(3));
+    let err = std::panic::catch_unwind(|| run.run()).expect_err("the run must time out");
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("timed out after 3s"), "{msg}");
+    // Python's own traceback of the main thread, from faulthandler on SIGABRT.
+    assert!(msg.contains("File \"<string>\", line 4"), "{msg}");
+    // The worker's native stack, when a stack tool is installed.
+    if !msg.contains("no gdb or eu-stack installed") {
+        assert!(msg.contains("parpy-worker"), "{msg}");
+    }
 }
