@@ -349,3 +349,16 @@ fn large_bytes_and_str_are_lent_to_workers_and_released() {
     let o = run2("large_values.py");
     assert_eq!(ok(&o), "large values OK\n", "{}", o.stderr);
 }
+
+#[test]
+fn workers_end_without_resource_warnings() {
+    // `-X dev` shows every ResourceWarning, and a debug build of CPython
+    // shows them anyway: a worker's interpreter must close what it opened.
+    let code = "import parpy\nprint(parpy.Executor(2).submit(abs, -1).result())";
+    let o = Run::parpy().args(["-X", "dev", "-c", code]).run();
+    assert_eq!(
+        (o.stdout.as_str(), o.stderr.as_str()),
+        ("1\n", ""),
+        "{o:#?}"
+    );
+}

@@ -543,13 +543,17 @@ def _flush_output():
             s.flush()
 
 
+_worker_stdin = None
+
+
 def _worker_setup(wid, size, cfg):
     """Runs first in every new worker: paths, output, then the script."""
     _sys.stdout = _LineWriter(1)
     _sys.stderr = _LineWriter(2)
     import os
+    global _worker_stdin
     try:
-        _sys.stdin = open(os.devnull)
+        _sys.stdin = _worker_stdin = open(os.devnull)
     except OSError:
         _sys.stdin = None
     _load_main(cfg)
@@ -562,6 +566,12 @@ def _worker_teardown():
     _flush_output()
     import atexit
     atexit._clear()
+    # The /dev/null that _worker_setup opened (a debug build reports it as
+    # an unclosed file when the interpreter ends).
+    if _worker_stdin is not None:
+        if _sys.stdin is _worker_stdin:
+            _sys.stdin = None
+        _worker_stdin.close()
     # A task that asked threading.current_thread() made a dummy Thread for
     # this (non-Python) thread; let it go now, while threading still works,
     # not during finalization (where it complains).
