@@ -206,9 +206,12 @@ pub fn dump_and_kill(pid: u32, exited: &std::sync::mpsc::Receiver<()>) -> String
             break;
         }
     }
-    let _ = Command::new("kill").args(["-ABRT", &pid_s]).status();
+    // kill(2), not the kill program: a minimal system (the sid chroot) has none.
+    // SAFETY: plain kill(2) on our own child, which has not been reaped yet.
+    unsafe { libc::kill(pid as i32, libc::SIGABRT) };
     if exited.recv_timeout(Duration::from_secs(5)).is_err() {
-        let _ = Command::new("kill").args(["-KILL", &pid_s]).status();
+        // SAFETY: as above.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
     native
 }
