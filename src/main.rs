@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     match parpy::run(std::env::args_os().collect()) {
-        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        // As C's exit(): the status is the code's low byte (256 is 0, -1 is 255).
+        Ok(code) => ExitCode::from(code as u8),
         Err(err) => {
             eprintln!("parpy: {err:#}");
             ExitCode::from(2)

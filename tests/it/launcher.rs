@@ -529,7 +529,7 @@ fn system_exit_with_a_number_is_the_exit_code() {
 
 #[test]
 fn system_exit_codes_wrap_like_c_exit() {
-    for (value, code) in [(256, 0), (-1, 255), (300, 44)] {
+    for (value, code) in [(256, 0), (-1, 255), (300, 44), (0xffff_ffffu32 as i64, 255)] {
         let out = assert_same(Run::python().args(["-c", &format!("raise SystemExit({value})")]));
         assert_eq!(out.code, code, "SystemExit({value})");
     }

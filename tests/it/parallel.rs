@@ -74,6 +74,26 @@ fn parallel_entry_point_failure_is_reported_with_exit_code_1() {
 }
 
 #[test]
+fn parallel_entry_point_runs_after_c_and_m_bodies() {
+    let dir = TempDir::new("spmd-cm");
+    let body = "import parpy\ndef __parallel__(ctx):\n    return ctx.rank\n\
+                def __gather__(r):\n    print('gathered', r)\n";
+    dir.write("entry_mod.py", body);
+    let o = Run::parpy().args(["-j", "2", "-c", body]).run();
+    assert_eq!(ok(&o), "gathered [0, 1]\n", "{}", o.stderr);
+    let o = Run::parpy()
+        .args(["-j", "2", "-m", "entry_mod"])
+        .cwd(dir.path())
+        .run();
+    assert_eq!(ok(&o), "gathered [0, 1]\n", "{}", o.stderr);
+    // A body that ends in sys.exit() does not run it, whichever way it started.
+    let o = Run::parpy()
+        .args(["-c", &format!("{body}import sys\nsys.exit(5)\n")])
+        .run();
+    assert_eq!((o.code, o.stdout.as_str()), (5, ""), "{}", o.stderr);
+}
+
+#[test]
 fn parallel_entry_point_skipped_after_sys_exit_or_error() {
     let dir = TempDir::new("spmd-skip");
     let exit = dir.write(
