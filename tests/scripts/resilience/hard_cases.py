@@ -70,7 +70,16 @@ if __name__ == "__main__":
         ex.submit(identity, deep_value(100_000))
     except (TypeError, RecursionError) as e:
         print("100,000-deep argument:", type(e).__name__)
-    print("100,000-deep result:", outcome(ex.submit(deep_value, 100_000)))
+    # Pickled past parpy's native depth: 3.14's stack-based recursion limit
+    # lets it arrive, 3.12 and 3.13 refuse it with a clear TypeError.
+    deep = ex.submit(deep_value, 100_000)
+    if deep.exception() is None:
+        v, depth = deep.result(), 0
+        while v:
+            v, depth = v[0], depth + 1
+        print("100,000-deep result:", "arrived intact" if depth == 100_000 else f"wrong depth {depth}")
+    else:
+        print("100,000-deep result:", outcome(deep))
     print("1,000-deep round trip:", ex.submit(identity, deep_value(1000)).result() == deep_value(1000))
     print("threads in a task:", ex.submit(with_thread, 1000).result())
     # A module directory added to sys.path before the first parallel call.
