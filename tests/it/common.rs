@@ -26,6 +26,20 @@ pub fn scripts() -> PathBuf {
         .join("scripts")
 }
 
+/// How many times slower than a release build the CPython under test runs
+/// Python code: 8 for a `--with-pydebug` build (CPython's assertions on;
+/// measured 7-10x on the test scripts), else 1.
+pub fn slowdown() -> u32 {
+    static FACTOR: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *FACTOR.get_or_init(|| {
+        let debug = Command::new(python_bin())
+            .args(["-c", "import sys; print(hasattr(sys, 'gettotalrefcount'))"])
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"True"));
+        if debug { 8 } else { 1 }
+    })
+}
+
 /// What a finished process left behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
@@ -64,7 +78,7 @@ impl Run {
             env: Vec::new(),
             stdin: None,
             cwd: None,
-            timeout: Duration::from_secs(120),
+            timeout: Duration::from_secs(120) * slowdown(),
         }
     }
 
@@ -101,7 +115,15 @@ impl Run {
         self
     }
 
+    /// The time limit, for a release build of CPython: a debug build gets
+    /// [`slowdown`] times as long.
     pub fn timeout(mut self, t: Duration) -> Run {
+        self.timeout = t * slowdown();
+        self
+    }
+
+    /// The time limit exactly as given (for tests of the harness itself).
+    pub fn exact_timeout(mut self, t: Duration) -> Run {
         self.timeout = t;
         self
     }

@@ -182,7 +182,7 @@ fn a_hung_run_fails_with_every_threads_stack() {
                 parpy.Executor(1).submit(wait_forever).result()\n";
     let run = Run::parpy()
         .args(["-c", code])
-        .timeout(Duration::from_secs(3));
+        .exact_timeout(Duration::from_secs(3));
     let err = std::panic::catch_unwind(|| run.run()).expect_err("the run must time out");
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("timed out after 3s"), "{msg}");
