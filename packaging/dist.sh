@@ -4,13 +4,15 @@
 #   packaging/dist.sh [OUT_DIR]                      (default: dist/)
 #
 # writes
-#   OUT_DIR/parpy-<version>-<target>.tar.gz, one folder parpy-<version>-<target>/ holding
+#   OUT_DIR/parpy-<version>-<pytag>-<arch>-linux.tar.gz, for example
+#       parpy-0.1.0-cp314-x86_64-linux.tar.gz (<pytag>: cp3XY, plus the ABI flags of a
+#       debug build, cp314d), one folder of the same name holding
 #       bin/parpy                    finds ../lib/libpython through its rpath, $ORIGIN/../lib
 #       lib/libpython3.X.so.1.0      the libpython that parpy was built against
 #       lib/python3.X/               its standard library, less the test suite
 #                                    (packaging/stdlib-exclude), lib-dynload/ included
 #       lib/parpy/parpy-bundle-stub  the launcher at the front of `parpy bundle` files
-#   OUT_DIR/parpy_<version>_<arch>.deb, the same tree as /opt/parpy, with /usr/bin/parpy
+#   OUT_DIR/parpy_<version>+<pytag>_<arch>.deb, the same tree as /opt/parpy, with /usr/bin/parpy
 #
 # Unpacked anywhere, bin/parpy needs no Python on the machine: CPython finds
 # its standard library by searching up from the executable for lib/python3.X/os.py.
@@ -35,6 +37,7 @@ version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
 [ -n "$version" ] || die "no version in Cargo.toml"
 target=$(rustc -vV 2>/dev/null | sed -n 's/^host: //p' || true)
 [ -n "$target" ] || target="$(uname -m)-unknown-linux-gnu"
+machine=${target%%-*}
 
 if [ -z "${PARPY_BIN:-}" ]; then
     say "cargo build --release"
@@ -49,16 +52,25 @@ PARPY_STUB=${PARPY_STUB:-$(dirname "$PARPY_BIN")/parpy-bundle-stub}
 probe='import sys, sysconfig
 print(sysconfig.get_path("stdlib"))
 print("%d.%d" % sys.version_info[:2])
+print("cp%d%d%s" % (sys.version_info[:2] + (getattr(sys, "abiflags", ""),)))
 maps = [l.split(None, 5) for l in open("/proc/self/maps")]
-print(next(m[5].strip() for m in maps if len(m) == 6 and m[5].strip().rsplit("/", 1)[-1].startswith("libpython")))'
+print(next(m[5].strip() for m in maps if len(m) == 6 and m[5].strip().rsplit("/", 1)[-1].startswith("libpython")))
+# site-packages, or dist-packages where the distribution patched site.py (Debian)
+import site
+lib = "/@prefix@/lib/python%d.%d/" % sys.version_info[:2]
+print(next((p[len(lib):] for p in site.getsitepackages(["/@prefix@"]) if p.startswith(lib)), "site-packages"))'
 info=$(env -u PYTHONHOME -u PYTHONPATH "$PARPY_BIN" -I -S -c "$probe") || die "$PARPY_BIN does not run"
 stdlib=$(sed -n 1p <<<"$info")
 pyver=$(sed -n 2p <<<"$info")
-libpython=$(sed -n 3p <<<"$info")
+pytag=$(sed -n 3p <<<"$info")
+libpython=$(sed -n 4p <<<"$info")
+site_dir=$(sed -n 5p <<<"$info")
 [ -f "$stdlib/os.py" ] || die "no standard library at $stdlib"
 [ -f "$libpython" ] || die "no libpython at $libpython"
 
-name=parpy-$version-$target
+# A parpy binary serves one minor version of CPython (its libpython and frozen
+# module are of that version), so the Python tag is part of every artefact's name.
+name=parpy-$version-$pytag-$machine-linux
 work=$(mktemp -d "${TMPDIR:-/tmp}/parpy-dist.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 tree=$work/$name
@@ -76,7 +88,7 @@ grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' -e '^bundle:' "$here/stdlib-excl
     sed 's|^|./|' >"$work/exclude"
 tar -C "$stdlib" --anchored --exclude-from="$work/exclude" -cf - . |
     tar -C "$tree/lib/python$pyver" -xpf -
-mkdir -p "$tree/lib/python$pyver/site-packages"
+mkdir -p "$tree/lib/python$pyver/$site_dir"
 
 # The rpath: build.rs already puts $ORIGIN/../lib first; patchelf (if
 # installed) also drops the build machine's path that follows it.
@@ -116,8 +128,9 @@ packages_of() {
         while read -r lib; do
             case $lib in "$tree"/*) continue ;; esac
             base=$(basename "$lib")
+            # (skipping dpkg's "diversion by PKG from: PATH" lines, which name no owner)
             dpkg -S "$base" 2>/dev/null | awk -F': ' -v b="/$base" \
-                'substr($2, length($2) - length(b) + 1) == b {print $1}' | head -n1
+                '!/^diversion / && substr($2, length($2) - length(b) + 1) == b {print $1}' | head -n1
         done | sed 's/[:,].*//' | sort -u
 }
 joined() { paste -sd, - | sed 's/,/, /g'; }
@@ -144,7 +157,7 @@ cp -a "$tree" "$deb/opt/parpy"
 ln -s /opt/parpy/bin/parpy "$deb/usr/bin/parpy"
 {
     echo "Package: parpy"
-    echo "Version: $version"
+    echo "Version: $version+$pytag"
     echo "Architecture: $arch"
     echo "Maintainer: ${PARPY_DEB_MAINTAINER:-parpy developers <parpy@localhost>}"
     echo "Installed-Size: $(du -sk "$deb/opt" | cut -f1)"
@@ -158,7 +171,7 @@ ln -s /opt/parpy/bin/parpy "$deb/usr/bin/parpy"
     echo " functions on own-GIL sub-interpreters. It carries its own CPython $pyver"
     echo " in /opt/parpy and needs no other Python."
 } >"$deb/DEBIAN/control"
-debfile=$out/parpy_${version}_$arch.deb
+debfile=$out/parpy_${version}+${pytag}_$arch.deb
 dpkg-deb --root-owner-group -Zgzip "-z$level" --build "$deb" "$debfile.tmp" >/dev/null
 mv "$debfile.tmp" "$debfile"
 say "wrote $debfile ($(du -h "$debfile" | cut -f1))"

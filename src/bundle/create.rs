@@ -115,13 +115,20 @@ pub struct Runtime {
     pub version: String,
     /// The libpython file this process has loaded.
     pub libpython: PathBuf,
+    /// The folder of `lib/python3.X/` that this standard library's `site` searches
+    /// for a plain (non-venv) prefix: `site-packages`, or `dist-packages` where the
+    /// distribution patched `site.py` (Debian, Ubuntu).
+    pub site_dir: String,
 }
 
 const PROBE: &str = "import sys, sysconfig\n\
 print(sysconfig.get_path('stdlib'))\n\
 print('%d.%d' % sys.version_info[:2])\n\
 maps = [l.split(None, 5) for l in open('/proc/self/maps')]\n\
-print(next(m[5].strip() for m in maps if len(m) == 6 and m[5].strip().rsplit('/', 1)[-1].startswith('libpython')))\n";
+print(next(m[5].strip() for m in maps if len(m) == 6 and m[5].strip().rsplit('/', 1)[-1].startswith('libpython')))\n\
+import site\n\
+lib = '/@prefix@/lib/python%d.%d/' % sys.version_info[:2]\n\
+print(next((p[len(lib):] for p in site.getsitepackages(['/@prefix@']) if p.startswith(lib)), 'site-packages'))\n";
 
 /// Asks `exe` (this parpy) where its runtime lives.
 pub fn probe(exe: &Path) -> Result<Runtime> {
@@ -139,7 +146,8 @@ pub fn probe(exe: &Path) -> Result<Runtime> {
     }
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut lines = text.lines();
-    let (Some(stdlib), Some(version), Some(lib)) = (lines.next(), lines.next(), lines.next())
+    let (Some(stdlib), Some(version), Some(lib), Some(site_dir)) =
+        (lines.next(), lines.next(), lines.next(), lines.next())
     else {
         bail!("unexpected answer from {}: {text:?}", exe.display());
     };
@@ -147,6 +155,7 @@ pub fn probe(exe: &Path) -> Result<Runtime> {
         stdlib: PathBuf::from(stdlib),
         version: version.to_string(),
         libpython: PathBuf::from(lib),
+        site_dir: site_dir.to_string(),
     };
     if !rt.stdlib.join("os.py").is_file() || !rt.stdlib.join("lib-dynload").is_dir() {
         bail!(
@@ -375,7 +384,7 @@ pub fn build(args: &Args) -> Result<Built> {
     let rt = probe(&exe)?;
     let staging = Staging::new()?;
     let pyver = format!("python{}", rt.version);
-    let site = format!("lib/{pyver}/site-packages");
+    let site = format!("lib/{pyver}/{}", rt.site_dir);
 
     let mut entries = Vec::new();
     entries.push(Entry::Dir { name: "bin".into() });
@@ -559,12 +568,31 @@ fn pip_install(exe: &Path, rt: &Runtime, req: &Path, target: &Path) -> Result<()
         .is_ok_and(|s| s.success());
     let mut cmd = Command::new(exe);
     if !has_pip {
-        // The pip wheel that ships with the standard library runs as it is.
-        let bundled = rt.stdlib.join("ensurepip").join("_bundled");
-        let wheel = fs::read_dir(&bundled)
+        // The pip wheel that ships with the standard library runs as it is. It lies in
+        // ensurepip/_bundled, or, in distribution builds configured with
+        // --with-wheel-pkg-dir (Debian's python3.X-venv: /usr/share/python-wheels), in
+        // sysconfig's WHEEL_PKG_DIR.
+        let mut dirs = vec![rt.stdlib.join("ensurepip").join("_bundled")];
+        let wheel_pkg_dir = Command::new(exe)
+            .args([
+                "-I",
+                "-S",
+                "-c",
+                "import sysconfig; print(sysconfig.get_config_var('WHEEL_PKG_DIR') or '')",
+            ])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
             .ok()
-            .into_iter()
-            .flatten()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        if !wheel_pkg_dir.is_empty() {
+            dirs.push(PathBuf::from(wheel_pkg_dir));
+        }
+        let wheel = dirs
+            .iter()
+            .flat_map(|d| fs::read_dir(d).ok().into_iter().flatten())
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| {
                 p.file_name()
@@ -572,11 +600,12 @@ fn pip_install(exe: &Path, rt: &Runtime, req: &Path, target: &Path) -> Result<()
                     .is_some_and(|n| n.starts_with("pip-") && n.ends_with(".whl"))
             });
         let Some(wheel) = wheel else {
+            let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
             bail!(
                 "--requirements needs pip, and neither `{} -m pip` nor a pip wheel in {} is \
                  available; use --venv instead",
                 exe.display(),
-                bundled.display()
+                looked.join(" or ")
             );
         };
         cmd.env("PYTHONPATH", wheel);

@@ -28,10 +28,63 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The prefix of the Python that parpy was built against (e.g. a pyenv version).
+/// The prefix of the Python that parpy was built against (e.g. a pyenv version,
+/// or /usr for a distribution's python3.X).
 fn build_prefix() -> PathBuf {
     let exe = fs::canonicalize(python_bin()).unwrap();
     exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// A distribution's Python lives in /usr among everything else, which cannot be hidden
+/// or forbidden as a whole: there its own files stand for it.
+fn is_distribution_python() -> bool {
+    build_prefix() == Path::new("/usr")
+}
+
+/// The build Python's "3.X", its ABI flags ("d" for a debug build), and the folder
+/// of lib/python3.X/ that its `site` searches ("site-packages", or "dist-packages"
+/// with Debian's site.py), which name the parts of a distribution tree or a bundle.
+fn py_version() -> &'static (String, String, String) {
+    static V: OnceLock<(String, String, String)> = OnceLock::new();
+    V.get_or_init(|| {
+        let o = Run::python()
+            .args([
+                "-I",
+                "-S",
+                "-c",
+                "import sys, site; print('%d.%d' % sys.version_info[:2]); print(sys.abiflags)\n\
+                 lib = '/p/lib/python%d.%d/' % sys.version_info[:2]\n\
+                 print([p[len(lib):] for p in site.getsitepackages(['/p']) if p.startswith(lib)][0])",
+            ])
+            .run();
+        let mut lines = ok(&o).lines().map(String::from);
+        let version = lines.next().unwrap();
+        let abiflags = lines.next().unwrap();
+        let site_dir = lines.next().unwrap();
+        (version, abiflags, site_dir)
+    })
+}
+
+/// lib/python3.X/site-packages (or dist-packages), where a tree or bundle keeps dependencies.
+fn lib_site() -> String {
+    format!("{}/{}", lib_python(), py_version().2)
+}
+
+/// lib/python3.X, where a distribution tree or an unpacked bundle keeps the stdlib.
+fn lib_python() -> String {
+    format!("lib/python{}", py_version().0)
+}
+
+/// Where nothing the isolated app loads may come from, as a Python str or tuple.
+fn forbidden_prefixes() -> String {
+    if is_distribution_python() {
+        let (v, flags, _) = py_version();
+        format!(
+            "('/usr/lib/python{v}', '/usr/bin/python', '/usr/lib/x86_64-linux-gnu/libpython{v}{flags}', '/usr/lib/aarch64-linux-gnu/libpython{v}{flags}')"
+        )
+    } else {
+        format!("{:?}", build_prefix().to_string_lossy())
+    }
 }
 
 /// The parallel example every test runs: --add'ed modules used in workers,
@@ -44,7 +97,7 @@ import parpy
 import helper
 from shapes import area
 
-FORBIDDEN = {forbidden:?}
+FORBIDDEN = {forbidden}
 
 def isolated():
     """Nothing of the build machine's Python is loaded here."""
@@ -69,7 +122,7 @@ if __name__ == "__main__":
     print("map", work.map(range(8)))
     print("isolated", isolated())
 "#,
-        forbidden = build_prefix().to_string_lossy()
+        forbidden = forbidden_prefixes()
     )
 }
 
@@ -136,7 +189,7 @@ if [ -n "$OPT_PARPY" ]; then
     mkdir /opt/parpy
     mount --bind "$OPT_PARPY" /opt/parpy
 fi
-for py in python3 python python3.13 python3.12 python3.11; do
+for py in python3 python python3.15 python3.14 python3.14d python3.13 python3.12 python3.11; do
     if command -v "$py" >/dev/null 2>&1 && "$py" -c pass >/dev/null 2>&1; then
         echo "sandbox: $py still runs" >&2
         exit 97
@@ -170,7 +223,11 @@ fn run_without_python(
     let mut vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     match sandbox() {
         Sandbox::Namespace => {
-            let mut hide = vec![build_prefix(), PathBuf::from("/usr/local")];
+            let mut hide = vec![PathBuf::from("/usr/local")];
+            // /usr/lib/python3*, /usr/bin/python* and libpython* are hidden one by one.
+            if !is_distribution_python() {
+                hide.push(build_prefix());
+            }
             hide.push(PathBuf::from(
                 std::env::var_os("PYENV_ROOT").unwrap_or_else(|| "/root/.pyenv".into()),
             ));
@@ -235,14 +292,21 @@ fn distribution_tarball_and_deb_run_parallel_scripts_without_python() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    let tarball = names
-        .iter()
-        .find(|n| n.starts_with(&format!("parpy-{version}-")) && n.ends_with(".tar.gz"))
-        .unwrap_or_else(|| panic!("no tarball in {names:?}"));
-    let deb = names
-        .iter()
-        .find(|n| n.starts_with(&format!("parpy_{version}_")) && n.ends_with(".deb"))
-        .unwrap_or_else(|| panic!("no .deb in {names:?}"));
+    // Both names carry the Python tag: one parpy binary serves one CPython minor version.
+    let (py, flags, _) = py_version();
+    let pytag = format!("cp{}{flags}", py.replace('.', ""));
+    let tarball = format!(
+        "parpy-{version}-{pytag}-{}-linux.tar.gz",
+        std::env::consts::ARCH
+    );
+    let debarch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let deb = format!("parpy_{version}+{pytag}_{debarch}.deb");
+    assert!(names.contains(&tarball), "no {tarball} in {names:?}");
+    assert!(names.contains(&deb), "no {deb} in {names:?}");
 
     // The tarball: one folder with bin/, lib/ and a standard library without tests.
     let unpacked = work.path().join("unpacked");
@@ -251,10 +315,14 @@ fn distribution_tarball_and_deb_run_parallel_scripts_without_python() {
     assert_eq!(o.code, 0, "{o:#?}");
     let top = unpacked.join(tarball.trim_end_matches(".tar.gz"));
     let parpy = top.join("bin").join("parpy");
-    let stdlib = top.join("lib").join("python3.13");
+    let stdlib = top.join(lib_python());
     for p in [
         parpy.clone(),
-        top.join("lib/libpython3.13.so.1.0"),
+        top.join(format!(
+            "lib/libpython{}{}.so.1.0",
+            py_version().0,
+            py_version().1
+        )),
         top.join("lib/parpy/parpy-bundle-stub"),
         stdlib.join("os.py"),
         stdlib.join("json/__init__.py"),
@@ -265,7 +333,7 @@ fn distribution_tarball_and_deb_run_parallel_scripts_without_python() {
     assert!(!stdlib.join("test").exists(), "the test suite was shipped");
     assert!(!stdlib.join("idlelib/idle_test").exists());
     assert_eq!(
-        fs::read_dir(stdlib.join("site-packages")).unwrap().count(),
+        fs::read_dir(top.join(lib_site())).unwrap().count(),
         0,
         "site-packages of the build machine was shipped"
     );
@@ -273,7 +341,8 @@ fn distribution_tarball_and_deb_run_parallel_scripts_without_python() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(dynload.iter().any(|n| n.starts_with("_json.")));
+    // (_ctypes: _json is built into Debian's libpython, _ctypes is an extension everywhere)
+    assert!(dynload.iter().any(|n| n.starts_with("_ctypes.")));
     assert!(!dynload.iter().any(|n| n.starts_with("_testcapi.")));
     let elf = sh(&format!("readelf -d '{}'", parpy.display()), &unpacked);
     if elf.code == 0 {
@@ -306,7 +375,9 @@ fn distribution_tarball_and_deb_run_parallel_scripts_without_python() {
         fields.stdout
     );
     assert!(
-        fields.stdout.contains(&format!("Version: {version}")),
+        fields
+            .stdout
+            .contains(&format!("Version: {version}+{pytag}")),
         "{}",
         fields.stdout
     );
@@ -315,7 +386,12 @@ fn distribution_tarball_and_deb_run_parallel_scripts_without_python() {
     assert_eq!(o.code, 0, "{o:#?}");
     let link = fs::read_link(root.join("usr/bin/parpy")).unwrap();
     assert_eq!(link, Path::new("/opt/parpy/bin/parpy"));
-    assert!(root.join("opt/parpy/lib/python3.13/os.py").is_file());
+    assert!(
+        root.join("opt/parpy")
+            .join(lib_python())
+            .join("os.py")
+            .is_file()
+    );
     match sandbox() {
         Sandbox::Namespace => {
             // /usr/bin/parpy of the package, found on PATH, with the
@@ -524,7 +600,7 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
         "{}",
         o.stderr
     );
-    let site = unpacked(&cache)[0].join("lib/python3.13/site-packages");
+    let site = unpacked(&cache)[0].join(lib_site());
     assert!(site.join("tinydep-1.0.dist-info").is_dir());
     assert!(!site.join("bin").exists());
 
@@ -535,7 +611,7 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
         .arg(&venv)
         .run();
     assert_eq!(o.code, 0, "{o:#?}");
-    let sp = venv.join("lib/python3.13/site-packages/tinydep");
+    let sp = venv.join(lib_python()).join("site-packages/tinydep");
     fs::create_dir_all(&sp).unwrap();
     fs::write(
         sp.join("__init__.py"),
