@@ -11,11 +11,16 @@ fn main() {
     println!("cargo:rerun-if-changed=src/api/python/parpy.py");
 
     let python = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "packaging/find-python".into());
-    let probe = "import sys, sysconfig\n\
+    // (The marker comment lets the finder's tests answer with fake interpreters.)
+    let probe = "# parpy-probe: build\n\
+                 import sys, sysconfig\n\
                  print(sys.version_info[0]); print(sys.version_info[1])\n\
                  print(sysconfig.get_config_var('Py_ENABLE_SHARED') or 0)\n\
                  print(sysconfig.get_config_var('LIBDIR') or '')\n\
-                 print(sys.executable)";
+                 print(sys.executable)\n\
+                 print(1 if sysconfig.get_config_var('Py_GIL_DISABLED') else 0)\n\
+                 print(getattr(sys, 'abiflags', ''))\n\
+                 print(sys.prefix)";
     let out = match Command::new(&python).arg("-c").arg(probe).output() {
         Ok(out) => out,
         Err(err) => fail(&format!(
@@ -35,6 +40,9 @@ fn main() {
     let shared = lines.next().unwrap_or("0").trim() == "1";
     let libdir = PathBuf::from(lines.next().unwrap_or("").trim());
     let exe = lines.next().unwrap_or("").trim().to_string();
+    let free_threaded = lines.next().unwrap_or("0").trim() == "1";
+    let abiflags = lines.next().unwrap_or("").trim().to_string();
+    let prefix = lines.next().unwrap_or("").trim().to_string();
 
     if (major, minor) < (3, 12) {
         fail(&format!(
@@ -43,10 +51,33 @@ fn main() {
              Point PARPY_PYTHON at a newer python3.X."
         ));
     }
+    if free_threaded {
+        fail(&format!(
+            "{exe} is a free-threaded build of Python {major}.{minor} (Py_GIL_DISABLED). \
+             parpy gets its parallelism from one GIL per sub-interpreter, and its design \
+             for a Python without a GIL is not built yet (docs/free-threaded.md). \
+             Point PARPY_PYTHON at the default build, python{major}.{minor} instead of \
+             python{major}.{minor}t."
+        ));
+    }
     if !shared {
         fail(&format!(
             "{exe} was not built with --enable-shared; parpy embeds CPython and needs its \
              shared libpython. Point PARPY_PYTHON at a shared build."
+        ));
+    }
+    // PyO3 links -lpython3.X, which needs the unversioned libpython3.X.so: distributions
+    // ship that link in a -dev package, apart from the interpreter.
+    let lib = format!("libpython{major}.{minor}{abiflags}.so");
+    if !libdir.join(&lib).exists() {
+        let fix = if prefix == "/usr" {
+            format!("install libpython{major}.{minor}-dev (Debian, Ubuntu) or its equivalent")
+        } else {
+            "rebuild it with --enable-shared".to_string()
+        };
+        fail(&format!(
+            "{exe} has no {lib} in {}: {fix}, or point PARPY_PYTHON at another python3.X.",
+            libdir.display()
         ));
     }
     check_pyo3_agrees(major, minor, &exe);
