@@ -284,6 +284,10 @@ fn distribution_tarball_and_deb_run_parallel_scripts_without_python() {
         .env("PARPY_BIN", parpy_bin())
         .env("PARPY_STUB", stub_bin())
         .env("PARPY_DIST_GZIP", "1")
+        // A hang guard only: dist.sh copies the standard library twice and compresses
+        // about 70 MB twice, which took over 2 minutes on the 2-core machine with a
+        // load of 30 (other builds and test suites).
+        .timeout(std::time::Duration::from_secs(600))
         .run();
     assert_eq!(built.code, 0, "dist.sh failed: {built:#?}");
 
