@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+#[path = "build/static_link.rs"]
+mod static_link;
+
 fn main() {
     println!("cargo:rerun-if-env-changed=PARPY_PYTHON");
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
@@ -81,6 +84,7 @@ fn main() {
         ));
     }
     check_pyo3_agrees(major, minor, &exe);
+    static_link::link(&exe);
     // A parpy laid out as bin/parpy next to lib/libpython3.X.so (the
     // distribution of packaging/dist.sh, an unpacked bundle) uses that
     // libpython; any other keeps finding the one it was built against.

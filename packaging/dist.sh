@@ -48,13 +48,14 @@ PARPY_STUB=${PARPY_STUB:-$(dirname "$PARPY_BIN")/parpy-bundle-stub}
 [ -x "$PARPY_BIN" ] || die "no parpy binary at $PARPY_BIN"
 [ -x "$PARPY_STUB" ] || die "no bundle launcher at $PARPY_STUB"
 
-# Ask parpy where its runtime is: the standard library, and the libpython it has loaded.
+# Ask parpy where its runtime is: the standard library, and the libpython it has
+# loaded (none when it links a distribution's static libpython, build/static_link.rs).
 probe='import sys, sysconfig
 print(sysconfig.get_path("stdlib"))
 print("%d.%d" % sys.version_info[:2])
 print("cp%d%d%s" % (sys.version_info[:2] + (getattr(sys, "abiflags", ""),)))
 maps = [l.split(None, 5) for l in open("/proc/self/maps")]
-print(next(m[5].strip() for m in maps if len(m) == 6 and m[5].strip().rsplit("/", 1)[-1].startswith("libpython")))
+print(next((m[5].strip() for m in maps if len(m) == 6 and m[5].strip().rsplit("/", 1)[-1].startswith("libpython")), ""))
 # site-packages, or dist-packages where the distribution patched site.py (Debian)
 import site
 lib = "/@prefix@/lib/python%d.%d/" % sys.version_info[:2]
@@ -66,7 +67,7 @@ pytag=$(sed -n 3p <<<"$info")
 libpython=$(sed -n 4p <<<"$info")
 site_dir=$(sed -n 5p <<<"$info")
 [ -f "$stdlib/os.py" ] || die "no standard library at $stdlib"
-[ -f "$libpython" ] || die "no libpython at $libpython"
+[ -z "$libpython" ] || [ -f "$libpython" ] || die "no libpython at $libpython"
 
 # A parpy binary serves one minor version of CPython (its libpython and frozen
 # module are of that version), so the Python tag is part of every artefact's name.
@@ -74,12 +75,14 @@ name=parpy-$version-$pytag-$machine-linux
 work=$(mktemp -d "${TMPDIR:-/tmp}/parpy-dist.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 tree=$work/$name
+# The tree's libpython, if parpy loads one.
+treelib=${libpython:+$tree/lib/$(basename "$libpython")}
 say "assembling $name (Python $pyver from $stdlib)"
 
 mkdir -p "$tree/bin" "$tree/lib/parpy" "$tree/lib/python$pyver"
 install -m 755 "$PARPY_BIN" "$tree/bin/parpy"
 install -m 755 "$PARPY_STUB" "$tree/lib/parpy/parpy-bundle-stub"
-install -m 755 "$libpython" "$tree/lib/$(basename "$libpython")"
+[ -z "$libpython" ] || install -m 755 "$libpython" "$treelib"
 
 # The standard library, with the patterns of packaging/stdlib-exclude left out
 # (the `bundle:` ones are for bundles only). tar keeps the files' mtimes, on
@@ -101,7 +104,7 @@ if command -v readelf >/dev/null 2>&1; then
 fi
 
 if [ "${PARPY_DIST_STRIP:-1}" != 0 ] && command -v strip >/dev/null 2>&1; then
-    strip --strip-debug "$tree/lib/$(basename "$libpython")" "$tree/lib/python$pyver"/lib-dynload/*.so
+    strip --strip-debug $treelib "$tree/lib/python$pyver"/lib-dynload/*.so
 fi
 
 # Smoke test: the tree's parpy runs on the tree's own runtime.
@@ -142,7 +145,7 @@ esac
 dynload=$tree/lib/python$pyver/lib-dynload
 # Depends: what parpy needs to start; Recommends: what the standard library's
 # extension modules need (ssl, sqlite3, …); Suggests: what only tkinter needs.
-packages_of "$tree/bin/parpy" "$tree/lib/$(basename "$libpython")" >"$work/depends"
+packages_of "$tree/bin/parpy" $treelib >"$work/depends"
 packages_of $(ls "$dynload"/*.so | grep -v /_tkinter) | sort -u - "$work/depends" |
     comm -23 - "$work/depends" >"$work/recommends"
 packages_of "$dynload"/_tkinter*.so | sort -u - "$work/depends" "$work/recommends" |

@@ -113,8 +113,9 @@ pub struct Runtime {
     pub stdlib: PathBuf,
     /// `3.X`.
     pub version: String,
-    /// The libpython file this process has loaded.
-    pub libpython: PathBuf,
+    /// The libpython file this process has loaded; `None` for a parpy linked
+    /// to a static libpython (see build/static_link.rs), which carries it.
+    pub libpython: Option<PathBuf>,
     /// The folder of `lib/python3.X/` that this standard library's `site` searches
     /// for a plain (non-venv) prefix: `site-packages`, or `dist-packages` where the
     /// distribution patched `site.py` (Debian, Ubuntu).
@@ -125,7 +126,7 @@ const PROBE: &str = "import sys, sysconfig\n\
 print(sysconfig.get_path('stdlib'))\n\
 print('%d.%d' % sys.version_info[:2])\n\
 maps = [l.split(None, 5) for l in open('/proc/self/maps')]\n\
-print(next(m[5].strip() for m in maps if len(m) == 6 and m[5].strip().rsplit('/', 1)[-1].startswith('libpython')))\n\
+print(next((m[5].strip() for m in maps if len(m) == 6 and m[5].strip().rsplit('/', 1)[-1].startswith('libpython')), ''))\n\
 import site\n\
 lib = '/@prefix@/lib/python%d.%d/' % sys.version_info[:2]\n\
 print(next((p[len(lib):] for p in site.getsitepackages(['/@prefix@']) if p.startswith(lib)), 'site-packages'))\n";
@@ -154,7 +155,7 @@ pub fn probe(exe: &Path) -> Result<Runtime> {
     let rt = Runtime {
         stdlib: PathBuf::from(stdlib),
         version: version.to_string(),
-        libpython: PathBuf::from(lib),
+        libpython: Some(PathBuf::from(lib)).filter(|_| !lib.is_empty()),
         site_dir: site_dir.to_string(),
     };
     if !rt.stdlib.join("os.py").is_file() || !rt.stdlib.join("lib-dynload").is_dir() {
@@ -397,11 +398,13 @@ pub fn build(args: &Args) -> Result<Built> {
     // The runtime: libpython and the standard library.
     let excludes = stdlib_excludes(true);
     let mut runtime = Vec::new();
-    let libname = file_name_str(&rt.libpython)?.to_string();
-    runtime.push(Entry::File {
-        name: format!("lib/{libname}"),
-        src: rt.libpython.clone(),
-    });
+    if let Some(libpython) = &rt.libpython {
+        let libname = file_name_str(libpython)?.to_string();
+        runtime.push(Entry::File {
+            name: format!("lib/{libname}"),
+            src: libpython.clone(),
+        });
+    }
     walk(
         &rt.stdlib,
         &format!("lib/{pyver}"),

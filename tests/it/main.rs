@@ -7,3 +7,4 @@ mod launcher;
 mod packaging;
 mod parallel;
 mod resilience;
+mod static_link;

@@ -98,6 +98,8 @@ import helper
 from shapes import area
 
 FORBIDDEN = {forbidden}
+# A parpy linked to a static libpython (build/static_link.rs) maps none.
+STATIC = {static_link}
 
 def isolated():
     """Nothing of the build machine's Python is loaded here."""
@@ -105,7 +107,7 @@ def isolated():
     libs = [m for m in maps if m.rsplit("/", 1)[-1].startswith("libpython")]
     files = [getattr(m, "__file__", None) or "" for m in list(sys.modules.values())]
     paths = libs + files + [sys.prefix, sys.base_prefix, sys.executable]
-    return bool(libs) and not any(p.startswith(FORBIDDEN) for p in paths)
+    return (bool(libs) or STATIC) and not any(p.startswith(FORBIDDEN) for p in paths)
 
 @parpy.parallel
 def work(n):
@@ -122,7 +124,12 @@ if __name__ == "__main__":
     print("map", work.map(range(8)))
     print("isolated", isolated())
 "#,
-        forbidden = forbidden_prefixes()
+        forbidden = forbidden_prefixes(),
+        static_link = if env!("PARPY_LIBPYTHON_LINK") == "static" {
+            "True"
+        } else {
+            "False"
+        },
     )
 }
 
