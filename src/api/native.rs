@@ -16,6 +16,7 @@ use crate::transfer::{Lender, Value, decode, encode};
 /// The functions, in the order they are added to the module.
 pub(super) static FUNCTIONS: &[NativeFn] = &[
     NativeFn::new(c"_worker_id", worker_id),
+    NativeFn::new(c"_worker_unraisable", worker_unraisable),
     NativeFn::new(c"_next_id", next_id),
     NativeFn::new(c"_cancel", cancel),
     NativeFn::new(c"_interrupt_all", interrupt_all),
@@ -349,6 +350,24 @@ fn interrupt_all(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
         p.interrupt(0);
     }
     Ok(gil.none())
+}
+
+/// `_worker_unraisable(u)`: workers' `sys.unraisablehook`. An interrupt
+/// that parpy sent to a task and that landed in a `__del__` or a weakref
+/// callback cannot propagate from there: instead of "Exception ignored", it
+/// is raised again at the task's next bytecode. Native, because once it is
+/// re-armed no bytecode of the hook may run: the interrupt would fire there.
+fn worker_unraisable(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let u = args
+        .first()
+        .ok_or_else(|| PyErr::new(gil, ExcKind::TypeError, "unraisablehook needs 1 argument"))?;
+    let exc = u.getattr(gil, c"exc_value")?;
+    if exc.is_keyboard_interrupt(gil) && runtime::rearm_interrupt(gil) {
+        return Ok(gil.none());
+    }
+    gil.import("sys")?
+        .getattr(gil, c"__unraisablehook__")?
+        .call(gil, &[u])
 }
 
 fn worker_id(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {

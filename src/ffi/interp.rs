@@ -162,6 +162,28 @@ impl InterruptSlot {
     }
 }
 
+impl InterruptSlot {
+    /// Raises once more, at this thread's next bytecode, an interrupt that
+    /// parpy sent and CPython could only report: one that landed in a
+    /// `__del__` or a weakref callback, where exceptions are printed as
+    /// "Exception ignored" and the task goes on. Returns whether an
+    /// interrupt was sent to the running task. Called by the worker thread
+    /// of this slot's interpreter.
+    pub fn rearm(&self, gil: Gil<'_>) -> bool {
+        if !self.sent.load(Ordering::SeqCst) {
+            return false;
+        }
+        let id = current_handle(gil).thread_id;
+        // SAFETY: attached (token) to this worker's own interpreter, whose
+        // thread state for this very thread is `id`; the exception object is
+        // the static KeyboardInterrupt type, valid in every interpreter.
+        unsafe {
+            ffi::PyThreadState_SetAsyncExc(id as _, ffi::PyExc_KeyboardInterrupt);
+        }
+        true
+    }
+}
+
 /// Drops an asynchronous exception pending for this thread.
 fn clear_async_exc(gil: Gil<'_>) {
     let id = current_handle(gil).thread_id;

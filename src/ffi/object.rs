@@ -325,6 +325,13 @@ impl Obj {
         self.ptr() as usize
     }
 
+    /// Whether this is a `KeyboardInterrupt` (or a subclass) instance.
+    pub fn is_keyboard_interrupt(&self, _gil: Gil<'_>) -> bool {
+        // SAFETY: attached (token); the static exception type is valid in
+        // every interpreter, and the call only reads types.
+        unsafe { ffi::PyErr_GivenExceptionMatches(self.ptr(), ffi::PyExc_KeyboardInterrupt) != 0 }
+    }
+
     pub fn is_none(&self) -> bool {
         // SAFETY: pointer comparison only.
         self.ptr() == unsafe { ffi::Py_None() }

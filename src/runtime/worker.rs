@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::idle::Idle;
 use super::{Event, Job, Outcome, Payload, Reply};
-use crate::ffi::interp::{current_interpreter_id, run_in_new_interpreter};
+use crate::ffi::interp::{InterruptSlot, current_interpreter_id, run_in_new_interpreter};
 use crate::ffi::{Gil, Obj, PyErr, PyResult};
 use crate::transfer::{Value, decode, encode};
 
@@ -33,6 +33,15 @@ thread_local! {
     /// Where output goes outside tasks (this worker's other threads use the
     /// main interpreter's collector too, through the value copied at start).
     static GLOBAL: RefCell<Option<Sender<Event>>> = const { RefCell::new(None) };
+    /// This worker's interrupt slot.
+    static SLOT: RefCell<Option<Arc<InterruptSlot>>> = const { RefCell::new(None) };
+}
+
+/// In a worker: re-raises an interrupt of the running task that CPython
+/// swallowed (see [`InterruptSlot::rearm`]); false when there was none, or
+/// outside a worker.
+pub fn rearm_interrupt(gil: Gil<'_>) -> bool {
+    SLOT.with(|s| s.borrow().as_ref().is_some_and(|slot| slot.rearm(gil)))
 }
 
 /// The worker index of the current thread: `None` outside worker threads.
@@ -92,6 +101,7 @@ const START_ATTEMPTS: usize = 3;
 /// The worker thread's body.
 pub(super) fn run(ws: WorkerSetup) {
     WORKER_ID.with(|w| w.set(Some(ws.id)));
+    SLOT.with(|s| *s.borrow_mut() = Some(Arc::clone(&ws.ctl.slot)));
     GLOBAL.with(|g| *g.borrow_mut() = Some(ws.global.clone()));
     let own = ws.own.clone();
     let shared = ws.shared.clone();

@@ -193,3 +193,30 @@ fn a_hung_run_fails_with_every_threads_stack() {
         assert!(msg.contains("parpy-worker"), "{msg}");
     }
 }
+
+#[test]
+fn an_interrupt_that_lands_in_a_del_still_stops_the_task() {
+    let o = Run::parpy()
+        .arg(script("interrupt_in_del.py"))
+        .timeout(Duration::from_secs(60))
+        .run();
+    assert_eq!(
+        ok(&o),
+        "map ended: stop the map\nafter: [1, 2, 3, 4]\ndropped\ndone\n",
+        "{}",
+        o.stderr
+    );
+    // No "Exception ignored ... KeyboardInterrupt", no shutdown wait; an
+    // ordinary exception in __del__ is reported as python reports it.
+    assert!(!o.stderr.contains("KeyboardInterrupt"), "{}", o.stderr);
+    assert!(
+        !o.stderr.contains("waiting for running tasks"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("Exception ignored") && o.stderr.contains("ValueError: from __del__"),
+        "{}",
+        o.stderr
+    );
+}

@@ -550,6 +550,7 @@ def _worker_setup(wid, size, cfg):
     """Runs first in every new worker: paths, output, then the script."""
     _sys.stdout = _LineWriter(1)
     _sys.stderr = _LineWriter(2)
+    _sys.unraisablehook = _worker_unraisable  # native: see its doc
     import os
     global _worker_stdin
     try:
