@@ -855,7 +855,8 @@ fn queue_release(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
 }
 
 /// Runs a blocking queue operation in 50 ms slices without the GIL, running
-/// signal handlers between slices.
+/// signal handlers (main thread) and delivering interrupts (a worker's
+/// thread: cancel, timeouts, Ctrl-C) between slices.
 fn interruptible<T: Send>(
     gil: Gil<'_>,
     timeout: Option<Duration>,
@@ -873,6 +874,7 @@ fn interruptible<T: Send>(
             Ok(v) => return Ok(Some(v)),
             Err(e) if is_timeout(&e) => {
                 gil.check_signals()?;
+                runtime::deliver_interrupt(gil)?;
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Ok(None);
                 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use pyo3_ffi as ffi;
 
-use super::object::Gil;
+use super::object::{Gil, Obj, PyResult};
 
 /// Creates an isolated sub-interpreter with its own GIL on the current thread,
 /// runs `f` attached to it, then ends it (waiting for its non-daemon threads).
@@ -115,6 +115,37 @@ impl InterruptSlot {
         if self.sent.swap(false, Ordering::SeqCst) {
             clear_async_exc(gil);
         }
+    }
+
+    /// Delivers an asynchronous exception (an interrupt) pending for this
+    /// thread, which is blocked in parpy's own Rust code and so runs no
+    /// bytecode that would see it. Cheap unless an interrupt was sent: only
+    /// then is a tiny expression evaluated, whose start makes CPython raise
+    /// what is pending, exactly as between bytecodes (nothing when the task
+    /// already saw the exception, or when it was cleared).
+    /// Called by the worker thread of this slot's interpreter.
+    pub fn deliver_pending(&self, gil: Gil<'_>) -> PyResult<()> {
+        if !self.sent.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let globals = gil.dict()?;
+        // SAFETY: attached (token); the source is a static C string and
+        // `globals` a dict we hold for the call. CPython checks its eval
+        // breaker (where a pending async exception is flagged) as the code
+        // object starts.
+        unsafe {
+            Obj::result(
+                gil,
+                ffi::PyRun_StringFlags(
+                    c"None".as_ptr(),
+                    ffi::Py_eval_input,
+                    globals.ptr(),
+                    globals.ptr(),
+                    std::ptr::null_mut(),
+                ),
+            )?;
+        }
+        Ok(())
     }
 
     fn publish(&self, gil: Gil<'_>) {

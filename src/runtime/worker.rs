@@ -44,6 +44,18 @@ pub fn rearm_interrupt(gil: Gil<'_>) -> bool {
     SLOT.with(|s| s.borrow().as_ref().is_some_and(|slot| slot.rearm(gil)))
 }
 
+/// Raises, in a worker's own thread, an interrupt (cancel, timeout, Ctrl-C,
+/// shutdown) that is pending for it. parpy's blocking calls (queue waits)
+/// call it between slices of their wait: a thread waiting in Rust runs no
+/// bytecode, so it would otherwise never see the interrupt. Does nothing on
+/// other threads.
+pub fn deliver_interrupt(gil: Gil<'_>) -> PyResult<()> {
+    match SLOT.with(|s| s.borrow().clone()) {
+        Some(slot) => slot.deliver_pending(gil),
+        None => Ok(()),
+    }
+}
+
 /// The worker index of the current thread: `None` outside worker threads.
 pub fn current_worker() -> Option<usize> {
     WORKER_ID.with(|w| w.get())

@@ -220,3 +220,62 @@ fn an_interrupt_that_lands_in_a_del_still_stops_the_task() {
         o.stderr
     );
 }
+
+#[test]
+fn tasks_waiting_in_a_parpy_queue_can_be_stopped() {
+    let o = Run::parpy()
+        .arg(script("queue_block.py"))
+        .timeout(Duration::from_secs(30))
+        .run();
+    assert_eq!(
+        ok(&o),
+        "cancel get: True cancel put: True\nworkers answer: [1, 2, 3, 4]\n\
+         map timeout: TimeoutError\nworkers answer: [5, 6]\nall stopped fast: True\n\
+         cancel at the end: True\n",
+        "{}",
+        o.stderr
+    );
+    assert_eq!(o.stderr, "");
+}
+
+#[test]
+fn ctrl_c_reaches_a_task_waiting_in_a_parpy_queue() {
+    let mut child = Run::parpy()
+        .arg(script("queue_block.py"))
+        .arg("ctrl_c")
+        .command()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = wait_or_kill(&mut child, Duration::from_secs(20));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status, Some(-libc::SIGINT), "{err}");
+    assert!(err.contains("KeyboardInterrupt"), "{err}");
+    assert!(!err.contains("waiting for running tasks"), "{err}");
+}
+
+/// Waits for `child` up to `timeout`; kills it and returns `None` when it hangs.
+fn wait_or_kill(child: &mut std::process::Child, timeout: Duration) -> Option<i32> {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(exit_code(&s));
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
