@@ -423,7 +423,11 @@ fn pool_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let setup = encode(gil, arg(gil, args, 1)?)
         .map_err(|e| e.into_type_error(gil, "the worker set-up", "dict"))?;
     let global = futures_channel().0.clone();
-    let p = Pool::start(size, setup, global).map_err(|e| pool_err(gil, e))?;
+    // Detached: a pool that fails part-way joins the workers it started,
+    // and their start may need this GIL (extension module imports).
+    let p = gil
+        .allow_threads(|| Pool::start(size, setup, global))
+        .map_err(|e| pool_err(gil, e))?;
     let id = runtime::next_id();
     lock(&POOLS).get_or_insert_with(HashMap::new).insert(id, p);
     gil.int(id as i64)
@@ -436,18 +440,18 @@ fn pool_init(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let initargs = encode_args(gil, &mut Lender::new(gil), arg(gil, args, 3)?)?;
     let tags = arg(gil, args, 4)?.seq_items();
     for (w, tag) in tags.iter().enumerate().take(p.size()) {
-        let job = Job {
-            group: runtime::next_id(),
-            func: Arc::clone(&f),
-            payload: Payload::Init {
+        let job = Job::new(
+            runtime::next_id(),
+            Arc::clone(&f),
+            Payload::Init {
                 args: initargs.clone(),
             },
-            reply: Reply {
+            Reply {
                 tx: futures_channel().0.clone(),
                 tag: tag.as_i64(gil)?.unwrap_or(0) as u64,
             },
-            cancel: None,
-        };
+            None,
+        );
         p.submit_to(w, job).map_err(|e| pool_err(gil, e))?;
     }
     Ok(arg(gil, args, 4)?.clone())
@@ -516,19 +520,19 @@ fn submit(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let kwargs = encode_kwargs(gil, &mut lender, arg(gil, args, 4)?)?;
     let tag = arg_u64(gil, args, 5)?;
     let flag = Arc::new(AtomicBool::new(false));
-    let job = Job {
-        group: tag,
-        func: f,
-        payload: Payload::Call {
+    let job = Job::new(
+        tag,
+        f,
+        Payload::Call {
             args: call_args,
             kwargs,
         },
-        reply: Reply {
+        Reply {
             tx: futures_channel().0.clone(),
             tag,
         },
-        cancel: Some(Arc::clone(&flag)),
-    };
+        Some(Arc::clone(&flag)),
+    );
     lock(&FUTURES)
         .get_or_insert_with(HashMap::new)
         .insert(tag, flag);
@@ -669,20 +673,20 @@ fn map_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let mut lender = Lender::new(gil);
     let (id, tx, cancel) = new_call(&p);
     let send = |start: usize, batch: Vec<Value>| {
-        p.submit(Job {
-            group: id,
-            func: Arc::clone(&f),
-            payload: Payload::Chunk {
+        p.submit(Job::new(
+            id,
+            Arc::clone(&f),
+            Payload::Chunk {
                 start,
                 items: batch,
                 star,
             },
-            reply: Reply {
+            Reply {
                 tx: tx.clone(),
                 tag: id,
             },
-            cancel: Some(Arc::clone(&cancel)),
-        })
+            Some(Arc::clone(&cancel)),
+        ))
     };
     let sent = match int_range(gil, items)? {
         // A range of machine ints: no int object is made on this side at all.
@@ -766,22 +770,22 @@ fn spmd_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let queue = arg_u64(gil, args, 5)?;
     let (id, tx, cancel) = new_call(&p);
     for rank in 0..p.size() {
-        let job = Job {
-            group: id,
-            func: Arc::clone(&f),
-            payload: Payload::Spmd {
+        let job = Job::new(
+            id,
+            Arc::clone(&f),
+            Payload::Spmd {
                 rank,
                 size: p.size(),
                 args: call_args.clone(),
                 kwargs: kwargs.clone(),
                 queue,
             },
-            reply: Reply {
+            Reply {
                 tx: tx.clone(),
                 tag: rank as u64,
             },
-            cancel: Some(Arc::clone(&cancel)),
-        };
+            Some(Arc::clone(&cancel)),
+        );
         if let Err(e) = p.submit_to(rank, job) {
             end_call(id, true);
             return Err(pool_err(gil, e));
@@ -799,7 +803,15 @@ fn map_next(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
         .get(&id)
         .map(|c| c.rx.clone())
         .ok_or_else(|| PyErr::new(gil, ExcKind::RuntimeError, "parpy: this call has ended"))?;
-    let evs = wait_events(gil, &rx, timeout)?.unwrap_or_default();
+    // Every job answers, even one dropped unrun (see `Job`): a channel
+    // that closed with answers missing is an error, never an empty result.
+    let Some(evs) = wait_events(gil, &rx, timeout)? else {
+        return Err(PyErr::new(
+            gil,
+            ExcKind::RuntimeError,
+            &format!("parpy: {}", runtime::LOST),
+        ));
+    };
     let out = evs
         .iter()
         .filter_map(|ev| event_obj(gil, ev).transpose())

@@ -5,6 +5,7 @@
 //! and encodes the outcome, and sends [`Event`]s back to whoever waits (the
 //! futures collector or a `map` call). No Python object crosses threads.
 
+pub mod fault;
 mod idle;
 mod pool;
 mod queue;
@@ -58,6 +59,10 @@ pub enum Payload {
 }
 
 /// One unit of work.
+///
+/// Every job is answered exactly once: a job dropped unanswered (its worker
+/// panicked, or its queue went away) answers itself with a failure, so that
+/// nobody waits forever for it.
 pub struct Job {
     /// The call (map, spmd) or future this job belongs to; interrupting a
     /// group stops its running jobs.
@@ -67,17 +72,65 @@ pub struct Job {
     pub reply: Reply,
     /// Set when the caller no longer wants the result; checked before running.
     pub cancel: Option<Arc<AtomicBool>>,
+    answered: bool,
 }
 
+/// What a job dropped unanswered reports.
+pub const LOST: &str = "the worker that took this task ended without answering it";
+
 impl Job {
-    /// Sends `event` (this job's answer) to its caller. The job, whose
-    /// payload may hold loans of main's memory (`Value::Lent`), is dropped
-    /// first: when main handles the event, the loans already wait for
-    /// release, and main releases them in that same call.
-    pub fn answer(self, event: Event) {
-        let Job { reply, payload, .. } = self;
-        drop(payload);
-        let _ = reply.tx.send(event);
+    /// A job, not yet answered.
+    pub fn new(
+        group: u64,
+        func: Arc<FuncRef>,
+        payload: Payload,
+        reply: Reply,
+        cancel: Option<Arc<AtomicBool>>,
+    ) -> Job {
+        Job {
+            group,
+            func,
+            payload,
+            reply,
+            cancel,
+            answered: false,
+        }
+    }
+
+    /// Sends `event` (this job's answer) to its caller. The payload, which
+    /// may hold loans of main's memory (`Value::Lent`), is dropped first:
+    /// when main handles the event, the loans already wait for release, and
+    /// main releases them in that same call.
+    pub fn answer(mut self, event: Event) {
+        self.answered = true;
+        self.payload = Payload::Init { args: Value::None };
+        let _ = self.reply.tx.send(event);
+    }
+
+    /// The event that gives every call of this job the same `outcome`.
+    pub fn answer_all(&self, outcome: Outcome) -> Event {
+        match &self.payload {
+            Payload::Chunk { start, items, .. } => Event::Chunk {
+                tag: self.reply.tag,
+                start: *start,
+                outcomes: items.iter().map(|_| outcome.clone()).collect(),
+            },
+            _ => Event::Done {
+                tag: self.reply.tag,
+                outcome,
+            },
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if !self.answered {
+            let ev = self.answer_all(Outcome::Failed(LOST.into()));
+            self.answered = true;
+            self.payload = Payload::Init { args: Value::None };
+            let _ = self.reply.tx.send(ev);
+        }
     }
 }
 
@@ -89,7 +142,7 @@ pub struct Reply {
 }
 
 /// How one call ended.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Outcome {
     /// The return value.
     Ok(Value),
@@ -245,5 +298,56 @@ pub fn workers_from_env() -> Result<Option<usize>, String> {
             )),
         },
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(payload: Payload) -> (Job, crossbeam_channel::Receiver<Event>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let func = Arc::new(FuncRef {
+            id: 1,
+            spec: Value::None,
+        });
+        (Job::new(1, func, payload, Reply { tx, tag: 9 }, None), rx)
+    }
+
+    #[test]
+    fn a_job_dropped_unanswered_answers_itself_once() {
+        let (j, rx) = job(Payload::Call {
+            args: Value::None,
+            kwargs: Value::None,
+        });
+        drop(j);
+        match rx.try_recv() {
+            Ok(Event::Done {
+                tag: 9,
+                outcome: Outcome::Failed(m),
+            }) => assert_eq!(m, LOST),
+            other => panic!("{other:?}"),
+        }
+        assert!(rx.try_recv().is_err());
+        let (j, rx) = job(Payload::Chunk {
+            start: 4,
+            items: vec![Value::None, Value::None],
+            star: false,
+        });
+        drop(j);
+        match rx.try_recv() {
+            Ok(Event::Chunk {
+                start: 4, outcomes, ..
+            }) => assert_eq!(outcomes.len(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_answered_job_answers_only_once() {
+        let (j, rx) = job(Payload::Init { args: Value::None });
+        j.answer(Event::Wake);
+        assert!(matches!(rx.try_recv(), Ok(Event::Wake)));
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -24,6 +24,8 @@ pub(super) struct WorkerCtl {
     /// Set when a replacement took this worker's place: it ends after its
     /// current (stuck) job instead of taking more.
     pub abandoned: AtomicBool,
+    /// Set once the worker's interpreter is up and it takes jobs.
+    pub started: AtomicBool,
 }
 
 impl WorkerCtl {
@@ -62,6 +64,24 @@ pub enum PoolError {
     Spawn(String),
 }
 
+/// The workers of a pool, by index.
+#[derive(Default)]
+struct Workers {
+    closed: bool,
+    /// Both ends of each worker's own queue. A successor takes over the
+    /// receiver, and so the jobs queued for the worker it replaces.
+    own: Vec<(Sender<Job>, Receiver<Job>)>,
+    ctls: Vec<Arc<WorkerCtl>>,
+}
+
+/// Worker threads not yet joined.
+#[derive(Default)]
+struct Threads {
+    handles: Vec<JoinHandle<()>>,
+    /// Exit messages taken from the channel whose thread is not joined yet.
+    signalled: usize,
+}
+
 /// A running pool of workers.
 pub struct Pool {
     me: Weak<Pool>,
@@ -69,12 +89,14 @@ pub struct Pool {
     setup: Arc<Value>,
     global: Sender<Event>,
     shared: Mutex<Option<Sender<Job>>>,
-    own: Mutex<Vec<Sender<Job>>>,
+    /// Each worker's own queue and control; `closed` once the pool closes.
+    /// One lock, so that replacing a stuck worker and closing the pool
+    /// cannot interleave.
+    workers: Mutex<Workers>,
     /// Kept to drain pending jobs on `cancel_pending`, and for new workers.
     pending: Receiver<Job>,
-    /// Every worker thread ever started, abandoned ones included.
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    ctls: Mutex<Vec<Arc<WorkerCtl>>>,
+    /// Every worker thread not yet joined, abandoned ones included.
+    threads: Mutex<Threads>,
     /// Each worker thread sends its index here as it ends.
     exited_tx: Sender<usize>,
     exited: Receiver<usize>,
@@ -96,57 +118,73 @@ impl Pool {
             setup: Arc::new(setup),
             global,
             shared: Mutex::new(Some(shared_tx)),
-            own: Mutex::new(Vec::with_capacity(size)),
+            workers: Mutex::new(Workers::default()),
             pending: shared_rx,
-            threads: Mutex::new(Vec::with_capacity(size)),
-            ctls: Mutex::new(Vec::with_capacity(size)),
+            threads: Mutex::new(Threads::default()),
             exited_tx,
             exited,
             closed: AtomicBool::new(false),
             idle: Arc::default(),
         });
         for id in 0..size {
-            let (tx, ctl) = pool.spawn_worker(id).inspect_err(|_| pool.close())?;
-            lock(&pool.own).push(tx);
-            lock(&pool.ctls).push(ctl);
+            let (tx, rx) = unbounded::<Job>();
+            match pool.spawn_worker(id, rx.clone()) {
+                Ok(ctl) => {
+                    let mut w = lock(&pool.workers);
+                    w.own.push((tx, rx));
+                    w.ctls.push(ctl);
+                }
+                Err(e) => {
+                    // The workers already started end (they have no work)
+                    // and are joined: none outlives a pool that never was.
+                    pool.close();
+                    while !pool.wait_exited(Duration::from_secs(3600)) {}
+                    return Err(e);
+                }
+            }
         }
         Ok(pool)
     }
 
-    /// Starts worker `id` on a new thread; returns its own queue and control.
-    fn spawn_worker(&self, id: usize) -> Result<(Sender<Job>, Arc<WorkerCtl>), PoolError> {
-        let (tx, rx) = unbounded::<Job>();
+    /// Starts worker `id` on a new thread, serving the own queue `own`;
+    /// returns its control.
+    fn spawn_worker(&self, id: usize, own: Receiver<Job>) -> Result<Arc<WorkerCtl>, PoolError> {
         let ctl = Arc::new(WorkerCtl::default());
         let ws = WorkerSetup {
             id,
             size: self.size,
             setup: Arc::clone(&self.setup),
-            own: rx,
+            own,
             shared: self.pending.clone(),
             global: self.global.clone(),
             ctl: Arc::clone(&ctl),
             exited: self.exited_tx.clone(),
             idle: Arc::clone(&self.idle),
         };
-        let handle = std::thread::Builder::new()
-            .name(format!("parpy-worker-{id}"))
-            .stack_size(WORKER_STACK)
-            .spawn(move || worker::run(ws))
-            .map_err(|e| PoolError::Spawn(e.to_string()))?;
-        lock(&self.threads).push(handle);
-        Ok((tx, ctl))
+        let handle = super::fault::spawn(
+            std::thread::Builder::new()
+                .name(format!("parpy-worker-{id}"))
+                .stack_size(WORKER_STACK),
+            move || worker::run(ws),
+        )
+        .map_err(|e| PoolError::Spawn(e.to_string()))?;
+        lock(&self.threads).handles.push(handle);
+        Ok(ctl)
     }
 
     /// Puts a fresh worker in the place of worker `id`, which is abandoned:
-    /// it ends on its own when its stuck call returns.
+    /// it ends on its own when its stuck call returns. The successor serves
+    /// the same own queue, so jobs already queued for `id` are not lost.
+    /// When no thread can be started, the stuck worker keeps its place.
     fn replace(&self, id: usize, stuck: &Arc<WorkerCtl>) {
-        if self.is_closed() || !Arc::ptr_eq(&lock(&self.ctls)[id], stuck) {
+        let mut w = lock(&self.workers);
+        if w.closed || !w.ctls.get(id).is_some_and(|c| Arc::ptr_eq(c, stuck)) {
             return;
         }
-        stuck.abandoned.store(true, Ordering::SeqCst);
-        if let Ok((tx, ctl)) = self.spawn_worker(id) {
-            lock(&self.own)[id] = tx;
-            lock(&self.ctls)[id] = ctl;
+        let own = w.own[id].1.clone();
+        if let Ok(ctl) = self.spawn_worker(id, own) {
+            stuck.abandoned.store(true, Ordering::SeqCst);
+            w.ctls[id] = ctl;
         }
     }
 
@@ -170,8 +208,8 @@ impl Pool {
     /// Queues a job for one worker.
     pub fn submit_to(&self, worker: usize, job: Job) -> Result<(), PoolError> {
         {
-            let guard = lock(&self.own);
-            let tx = guard.get(worker).ok_or(PoolError::Shutdown)?;
+            let guard = lock(&self.workers);
+            let (tx, _) = guard.own.get(worker).ok_or(PoolError::Shutdown)?;
             tx.send(job).map_err(|_| PoolError::Shutdown)?;
         }
         self.idle.job_queued_for(worker);
@@ -193,7 +231,7 @@ impl Pool {
     /// every running job when `group` is 0.
     /// Workers whose job does not stop within [`STOP_GRACE`] are replaced.
     pub fn interrupt(&self, group: u64) {
-        let ctls = lock(&self.ctls).clone();
+        let ctls = lock(&self.workers).ctls.clone();
         let hit: Vec<(usize, Arc<WorkerCtl>, u64)> = ctls
             .iter()
             .enumerate()
@@ -221,7 +259,11 @@ impl Pool {
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         lock(&self.shared).take();
-        lock(&self.own).clear();
+        {
+            let mut w = lock(&self.workers);
+            w.closed = true;
+            w.own.clear();
+        }
         self.idle.wake_all();
     }
 
@@ -229,31 +271,35 @@ impl Pool {
     /// have (their threads are then joined). Call it detached.
     pub fn wait_exited(&self, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
-        let mut threads = lock(&self.threads);
-        while !threads.is_empty() {
+        let mut guard = lock(&self.threads);
+        let Threads { handles, signalled } = &mut *guard;
+        loop {
+            // A thread says it ends just before it does: so every finished
+            // thread's message is in the channel, and after joining the
+            // finished ones, `signalled` counts the live threads that are
+            // ending (not yet finished, but about to).
+            while self.exited.try_recv().is_ok() {
+                *signalled += 1;
+            }
+            let (done, alive): (Vec<_>, Vec<_>) = handles.drain(..).partition(|t| t.is_finished());
+            *handles = alive;
+            *signalled -= done.len();
+            for t in done {
+                let _ = t.join();
+            }
+            if handles.len() <= *signalled {
+                *signalled = 0;
+                for t in handles.drain(..) {
+                    let _ = t.join();
+                }
+                return true;
+            }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.exited.recv_timeout(left) {
-                Ok(_) => {
-                    // Join every thread that has finished.
-                    let (done, alive): (Vec<_>, Vec<_>) =
-                        threads.drain(..).partition(|t| t.is_finished());
-                    *threads = alive;
-                    for t in done {
-                        let _ = t.join();
-                    }
-                }
-                Err(_) => {
-                    let (done, alive): (Vec<_>, Vec<_>) =
-                        threads.drain(..).partition(|t| t.is_finished());
-                    *threads = alive;
-                    for t in done {
-                        let _ = t.join();
-                    }
-                    return threads.is_empty();
-                }
+                Ok(_) => *signalled += 1,
+                Err(_) => return false,
             }
         }
-        true
     }
 
     /// `close`, then (with `wait`) wait for all workers. Call it detached.

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
+use super::fault;
 use super::idle::Idle;
 use super::{Event, Job, Outcome, Payload, Reply};
 use crate::ffi::interp::{InterruptSlot, current_interpreter_id, run_in_new_interpreter};
@@ -110,6 +111,28 @@ struct Hooks {
 /// How many times a worker tries to create its sub-interpreter.
 const START_ATTEMPTS: usize = 3;
 
+/// Whether there is room (address space, under `RLIMIT_AS`) for a new
+/// interpreter: CPython treats a failed allocation while it creates one as a
+/// fatal error, so a worker checks first (a reservation, never touched).
+fn memory_headroom() -> bool {
+    const HEADROOM: usize = 64 << 20;
+    let mut v: Vec<u8> = Vec::new();
+    let ok = v.try_reserve_exact(HEADROOM).is_ok();
+    std::hint::black_box(&v);
+    ok
+}
+
+/// The message of a panic payload.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    }
+}
+
 /// The worker thread's body.
 pub(super) fn run(ws: WorkerSetup) {
     WORKER_ID.with(|w| w.set(Some(ws.id)));
@@ -127,9 +150,36 @@ pub(super) fn run(ws: WorkerSetup) {
         if attempt > 0 {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        result = run_in_new_interpreter(&ws.ctl.slot, |gil| serve(gil, &ws));
-        if result.is_ok() {
+        if fault::hit(fault::Point::Interp) {
+            result = Err("could not create a sub-interpreter: injected by PARPY_FAULT".into());
+            continue;
+        }
+        if !memory_headroom() {
+            // CPython aborts the process when memory runs out while it
+            // creates an interpreter; fail this worker cleanly instead.
+            result = Err("could not create a sub-interpreter: out of memory".into());
             break;
+        }
+        // A panic (a bug in parpy) ends this worker cleanly: its interpreter
+        // is ended, the job it ran answers itself (see `Job`'s Drop), and the
+        // jobs left are failed below; it never unwinds out of the thread
+        // unnoticed, nor across CPython's frames.
+        result = run_in_new_interpreter(&ws.ctl.slot, |gil| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(gil, &ws))).map_err(
+                |p| {
+                    CURRENT.with(|c| c.borrow_mut().take());
+                    ws.ctl.running.store(0, Ordering::SeqCst);
+                    interpreter_outputs().remove(&current_interpreter_id(gil));
+                    format!("worker {} failed: {}", ws.id, panic_text(&*p))
+                },
+            )
+        })
+        .and_then(|r| r.and_then(|r| r));
+        match &result {
+            Ok(()) => break,
+            // Not tried again: jobs may already have run.
+            Err(_) if ws.ctl.started.load(Ordering::SeqCst) => break,
+            Err(_) => {}
         }
     }
     if let Err(msg) = result {
@@ -143,7 +193,7 @@ pub(super) fn run(ws: WorkerSetup) {
     let _ = ws.exited.send(ws.id);
 }
 
-fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
+fn serve(gil: Gil<'_>, ws: &WorkerSetup) -> Result<(), String> {
     let interp = current_interpreter_id(gil);
     interpreter_outputs().insert(interp, ws.global.clone());
     let mut broken: Option<String> = None;
@@ -165,6 +215,7 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
         ws.shared.clone(),
         Arc::clone(&ws.idle),
     );
+    ws.ctl.started.store(true, Ordering::SeqCst);
     loop {
         let Some(job) = gil.allow_threads(|| jobs.next()) else {
             break;
@@ -185,8 +236,27 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
         };
         CURRENT.with(|c| *c.borrow_mut() = Some(job.reply.clone()));
         ws.ctl.running.store(job.group, Ordering::SeqCst);
-        let event = run_job(gil, hooks, &mut funcs, &job, &mut broken);
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if fault::hit(fault::Point::Panic) {
+                panic!("injected by PARPY_FAULT");
+            }
+            run_job(gil, hooks, &mut funcs, &job, &mut broken)
+        }));
         ws.ctl.running.store(0, Ordering::SeqCst);
+        let event = match run {
+            Ok(event) => event,
+            Err(p) => {
+                // A bug in parpy: this job fails with the reason, and the
+                // worker ends (its interpreter too); the jobs left for it
+                // fail the same way (see `run`).
+                let msg = format!("worker {} failed: {}", ws.id, panic_text(&*p));
+                CURRENT.with(|c| c.borrow_mut().take());
+                let ev = failed(&job, &msg);
+                job.answer(ev);
+                interpreter_outputs().remove(&interp);
+                return Err(msg);
+            }
+        };
         ws.ctl.slot.clear_pending(gil);
         // The task's output reaches its caller before its result. Whole
         // lines went already; a partial one is flushed now (a Python call,
@@ -210,6 +280,7 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) {
     }
     drop(hooks);
     interpreter_outputs().remove(&interp);
+    Ok(())
 }
 
 impl Hooks {
@@ -258,7 +329,7 @@ fn run_job(
                     funcs.insert(job.func.id, f.clone());
                     f
                 }
-                Err(err) => return answer_all(job, pack(gil, hooks, err)),
+                Err(err) => return job.answer_all(pack(gil, hooks, err)),
             }
         }
     };
@@ -360,35 +431,12 @@ fn describe(gil: Gil<'_>, err: &PyErr) -> String {
     format!("{ty}: {msg}")
 }
 
-fn clone_outcome(o: &Outcome) -> Outcome {
-    match o {
-        Outcome::Ok(v) => Outcome::Ok(v.clone()),
-        Outcome::Err(v) => Outcome::Err(v.clone()),
-        Outcome::Failed(s) => Outcome::Failed(s.clone()),
-        Outcome::Cancelled => Outcome::Cancelled,
-    }
-}
-
-fn answer_all(job: &Job, outcome: Outcome) -> Event {
-    match &job.payload {
-        Payload::Chunk { start, items, .. } => Event::Chunk {
-            tag: job.reply.tag,
-            start: *start,
-            outcomes: items.iter().map(|_| clone_outcome(&outcome)).collect(),
-        },
-        _ => Event::Done {
-            tag: job.reply.tag,
-            outcome,
-        },
-    }
-}
-
 fn failed(job: &Job, msg: &str) -> Event {
-    answer_all(job, Outcome::Failed(msg.to_string()))
+    job.answer_all(Outcome::Failed(msg.to_string()))
 }
 
 fn cancelled(job: &Job) -> Event {
-    answer_all(job, Outcome::Cancelled)
+    job.answer_all(Outcome::Cancelled)
 }
 
 /// The jobs for one worker: its own queue first, then the shared one, until

@@ -279,3 +279,101 @@ fn wait_or_kill(child: &mut std::process::Child, timeout: Duration) -> Option<i3
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn jobs_queued_on_a_replaced_worker_go_to_its_successor() {
+    let o = Run::parpy()
+        .arg(script("replace_queued.py"))
+        .timeout(Duration::from_secs(30))
+        .run();
+    assert_eq!(
+        ok(&o),
+        "spmd: [0, 1]\nbefore the stuck calls returned: True\n",
+        "{}",
+        o.stderr
+    );
+}
+
+/// `faults.py` under `PARPY_FAULT=fault` (see src/runtime/fault.rs): it must
+/// end normally, with no crash report.
+fn run_faults(fault: &str) -> String {
+    let o = Run::parpy()
+        .arg(script("faults.py"))
+        .env("PARPY_FAULT", fault)
+        .timeout(Duration::from_secs(60))
+        .run();
+    assert!(!o.stderr.contains("Fatal Python error"), "{}", o.stderr);
+    ok(&o).to_string()
+}
+
+#[test]
+fn a_thread_that_cannot_start_is_a_clear_error_and_the_rest_is_joined() {
+    let spawn = "RuntimeError: could not start a worker thread: \
+                 Resource temporarily unavailable (injected by PARPY_FAULT)";
+    // The second worker fails to start: the first is ended and joined, and
+    // the next call starts the pool afresh.
+    assert_eq!(
+        run_faults("spawn:2"),
+        format!("map -> {spawn}\nsubmit -> 7\nspmd -> [0, 1]\nnew pool -> 3\ndone\n")
+    );
+    assert_eq!(
+        run_faults("spawn:*"),
+        format!("map -> {spawn}\nsubmit -> {spawn}\nspmd -> {spawn}\nnew pool -> {spawn}\ndone\n")
+    );
+}
+
+#[test]
+fn an_interpreter_that_cannot_be_created_is_a_clear_error() {
+    let e = "BrokenWorker: parpy: could not create a sub-interpreter: injected by PARPY_FAULT";
+    assert_eq!(
+        run_faults("interp:*"),
+        format!("map -> {e}\nsubmit -> {e}\nspmd -> {e}\nnew pool -> {e}\ndone\n")
+    );
+}
+
+#[test]
+fn a_panicking_worker_fails_its_jobs_and_the_process_ends_cleanly() {
+    let out = run_faults("panic:*");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    for (line, what) in lines.iter().zip(["map", "submit", "spmd", "new pool"]) {
+        let rest = line.strip_prefix(&format!("{what} -> BrokenWorker: parpy: worker "));
+        assert!(
+            rest.is_some_and(|r| r.ends_with(" failed: injected by PARPY_FAULT")),
+            "{out}"
+        );
+    }
+    assert_eq!(lines[4], "done");
+    // One panic: that worker's jobs fail, a new pool works.
+    let out = run_faults("panic:1");
+    assert!(out.ends_with("new pool -> 3\ndone\n"), "{out}");
+}
+
+#[test]
+fn an_address_space_limit_is_a_clear_error_never_a_crash() {
+    // 64 workers of 64 MB stacks do not fit: starting a thread or creating an
+    // interpreter fails somewhere, depending on the limit.
+    for mb in [1000, 3000, 5000, 5500] {
+        let o = Run::new("prlimit")
+            .arg(format!("--as={}", mb * 1_000_000))
+            .arg(parpy_bin())
+            .arg(script("faults.py"))
+            .arg("64")
+            .timeout(Duration::from_secs(60))
+            .run();
+        assert!(
+            !o.stderr.contains("Fatal Python error") && !o.stderr.contains("panicked"),
+            "{mb} MB: {}",
+            o.stderr
+        );
+        let out = ok(&o);
+        assert!(out.ends_with("done\n"), "{mb} MB: {out}");
+        for line in out.lines().filter(|l| l.contains("Error")) {
+            assert!(
+                line.contains("could not start a worker thread")
+                    || line.contains("could not create a sub-interpreter: out of memory"),
+                "{mb} MB: {out}"
+            );
+        }
+    }
+}
