@@ -7,10 +7,18 @@ use std::process::Command;
 #[path = "build/static_link.rs"]
 mod static_link;
 
+// The table of refused releases, shared with the launcher's run-time check.
+#[allow(dead_code)]
+#[path = "src/ffi/compat/releases.rs"]
+mod releases;
+
 fn main() {
     println!("cargo:rerun-if-env-changed=PARPY_PYTHON");
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
+    println!("cargo:rerun-if-env-changed=PARPY_ALLOW_REFUSED_PYTHON");
     println!("cargo:rerun-if-changed=packaging/find-python");
+    println!("cargo:rerun-if-changed=src/ffi/compat/releases.rs");
+    println!("cargo::rustc-check-cfg=cfg(parpy_allow_refused)");
     println!("cargo:rerun-if-changed=src/api/python/parpy.py");
 
     let python = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "packaging/find-python".into());
@@ -23,7 +31,8 @@ fn main() {
                  print(sys.executable)\n\
                  print(1 if sysconfig.get_config_var('Py_GIL_DISABLED') else 0)\n\
                  print(getattr(sys, 'abiflags', ''))\n\
-                 print(sys.prefix)";
+                 print(sys.prefix)\n\
+                 print(sys.version_info[2])";
     let out = match Command::new(&python).arg("-c").arg(probe).output() {
         Ok(out) => out,
         Err(err) => fail(&format!(
@@ -46,6 +55,7 @@ fn main() {
     let free_threaded = lines.next().unwrap_or("0").trim() == "1";
     let abiflags = lines.next().unwrap_or("").trim().to_string();
     let prefix = lines.next().unwrap_or("").trim().to_string();
+    let micro: u32 = lines.next().and_then(|s| s.parse().ok()).unwrap_or(0);
 
     if (major, minor) < (3, 12) {
         fail(&format!(
@@ -62,6 +72,22 @@ fn main() {
              Point PARPY_PYTHON at the default build, python{major}.{minor} instead of \
              python{major}.{minor}t."
         ));
+    }
+    if let Some(why) = releases::refused_release(major, minor, micro) {
+        if std::env::var_os("PARPY_ALLOW_REFUSED_PYTHON").is_some_and(|v| v == "1") {
+            // For parpy's own tests on the only 3.12 at hand (pyenv 3.12.1):
+            // the launcher then starts on it too.
+            println!("cargo:rustc-cfg=parpy_allow_refused");
+            println!(
+                "cargo:warning=building against a refused Python ({major}.{minor}.{micro}) \
+                 because PARPY_ALLOW_REFUSED_PYTHON=1: {why}"
+            );
+        } else {
+            fail(&format!(
+                "{exe} is Python {major}.{minor}.{micro}, which parpy refuses: {why}. \
+                 Point PARPY_PYTHON at a newer python3.X."
+            ));
+        }
     }
     if !shared {
         fail(&format!(

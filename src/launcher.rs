@@ -12,6 +12,10 @@ use crate::{api, bundle, runtime};
 
 /// Runs the program described by `cmd` and returns its exit code.
 pub fn run(cmd: Command) -> Result<i32> {
+    if let Some(why) = crate::ffi::compat::refused_runtime() {
+        eprintln!("parpy: {why}.");
+        return Ok(1);
+    }
     let workers = match cmd.options.workers {
         Some(n) => Some(n as usize),
         None => runtime::workers_from_env().map_err(anyhow::Error::msg)?,

@@ -14,6 +14,7 @@
 //! [`interp::run_in_new_interpreter`]; objects of one interpreter never reach
 //! another, because only plain Rust values cross threads.
 
+pub mod compat;
 pub mod embed;
 pub mod interp;
 pub mod lent;

@@ -37,7 +37,7 @@ fn fake_python(exe: &Path, f: &Fake) {
         "#!/bin/sh\n\
          case \"$2\" in\n\
          *'parpy-probe: finder'*) printf '%s\\n' '{maj} {min} {mic} {ft} {lib}' \"$0\" '{libdir}' '{prefix}' ;;\n\
-         *'parpy-probe: build'*) printf '%s\\n' {maj} {min} 1 '{libdir}' \"$0\" {ft} '{flags}' '{prefix}' ;;\n\
+         *'parpy-probe: build'*) printf '%s\\n' {maj} {min} 1 '{libdir}' \"$0\" {ft} '{flags}' '{prefix}' {mic} ;;\n\
          *) echo \"FAKE $0 $*\" ;;\n\
          esac\n"
     );
@@ -230,6 +230,17 @@ fn finder_takes_the_newest_usable_and_explains_every_refusal() {
             with_so: false,
         },
     );
+    let pyenv_refused = d.join("home/.pyenv/versions/3.12.1");
+    fake_python(
+        &pyenv_refused.join("bin/python3.12"),
+        &Fake {
+            version: (3, 12, 1),
+            free_threaded: false,
+            prefix: pyenv_refused.display().to_string(),
+            libdir: pyenv_refused.join("lib"),
+            with_so: true,
+        },
+    );
     let vars = vec![
         ("HOME", d.join("home").display().to_string()),
         ("PATH", format!("{}:{}", bin.display(), tools.display())),
@@ -252,6 +263,11 @@ fn finder_takes_the_newest_usable_and_explains_every_refusal() {
             "  {}/bin/python3.13: no libpython3.13.so in {}/lib: not built with --enable-shared",
             pyenv_static.display(),
             pyenv_static.display()
+        ),
+        format!(
+            "  {}/bin/python3.12: Python 3.12.1: refused, its sub-interpreters abort the process \
+             at exit (python/cpython#119213, fixed in 3.12.4)\n",
+            pyenv_refused.display()
         ),
         "Fix: install one".to_string(),
         "PARPY_PYTHON".to_string(),
@@ -311,6 +327,14 @@ fn build_refuses_old_free_threaded_and_libless_pythons_saying_why() {
             distro((3, 11, 9), false, true),
             "python3.11",
             "is Python 3.11; parpy needs CPython 3.12 or newer".to_string(),
+        ),
+        (
+            distro((3, 12, 3), false, true),
+            "python3.12",
+            "is Python 3.12.3, which parpy refuses: own-GIL sub-interpreters crash the process \
+             at exit once a worker calls a C function with keyword arguments before the main \
+             interpreter does (python/cpython#119213, fixed in 3.12.4)"
+                .to_string(),
         ),
         (
             distro((3, 13, 5), false, false),

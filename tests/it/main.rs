@@ -2,6 +2,7 @@
 //! CPython it was built with. See `common` for the helpers.
 
 mod common;
+mod compat;
 mod finder;
 mod launcher;
 mod packaging;
