@@ -404,3 +404,9 @@ fn workers_end_without_resource_warnings() {
         "{o:#?}"
     );
 }
+
+#[test]
+fn datetimes_made_in_workers_equal_those_made_in_main() {
+    let o = run2("datetimes.py");
+    assert!(ok(&o).starts_with("datetimes OK"), "{}", o.stderr);
+}

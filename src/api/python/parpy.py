@@ -38,6 +38,134 @@ _IN_WORKER = _worker_id() is not None
 _WID = _worker_id()
 
 
+# --- compat -----------------------------------------------------------------
+# Everything that differs between the CPython versions parpy runs on, or that
+# reaches into a private part of the standard library, is here and only here.
+# Each entry names the upstream issue and the versions it applies to, so that
+# dropping a version deletes lines. (Releases parpy refuses outright, and the
+# Rust-side quirks, are in src/ffi/compat/.) One block of this file rather
+# than a module of its own: the launcher freezes one module, parpy.py.
+
+def _compat_main_preimports():
+    """Main interpreter, once, before the first worker starts.
+
+    3.13+: ``_datetime`` imported in two or more sub-interpreters corrupts
+    the heap when they end unless the main interpreter imported it first
+    (gh-136421, gh-136423). 3.12: nothing; ``_datetime`` and ``_decimal``
+    are single-phase modules there that workers refuse to load at all."""
+    if _sys.version_info >= (3, 13):
+        try:
+            import _datetime  # noqa: F401
+        except ImportError:
+            pass
+
+
+def _compat_worker_start():
+    """Worker interpreter, first thing.
+
+    3.12 only: ``_datetime`` is a single-phase extension module (multi-phase
+    from 3.13, gh-117398), refused by own-GIL interpreters, so ``datetime``
+    falls back to ``_pydatetime``. Its classes name themselves
+    ``_pydatetime.date`` and so on, and a date returned to the main
+    interpreter unpickled there as that pure-Python class, unequal to
+    ``datetime.date``. Relabelled ``datetime``, they unpickle as the main
+    interpreter's own types (``_pydecimal`` does the same for ``decimal``).
+    ``_zoneinfo`` needs the C datetime API that workers lack and fails with
+    AttributeError rather than ImportError; blocked, ``zoneinfo`` uses its
+    pure-Python ``zoneinfo._zoneinfo``, relabelled likewise."""
+    if _sys.version_info >= (3, 13):
+        return
+    _sys.modules.setdefault("_zoneinfo", None)
+    _sys.meta_path.insert(0, _Relabel312())
+
+
+class _Relabel312:
+    """3.12 workers (see :func:`_compat_worker_start`): a meta path finder
+    that lets ``_pydatetime`` and ``zoneinfo._zoneinfo`` load as usual, then
+    gives their public classes the module name that pickles them as the
+    main interpreter's C types. Loaded only when a task imports them."""
+
+    _modules = {"_pydatetime": "datetime", "zoneinfo._zoneinfo": "zoneinfo"}
+
+    def find_spec(self, name, path=None, target=None):
+        label = self._modules.get(name)
+        if label is None:
+            return None
+        from importlib.machinery import PathFinder
+        spec = PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_relabel(module):
+            exec_module(module)
+            for attr in ("date", "datetime", "time", "timedelta", "tzinfo", "timezone", "ZoneInfo"):
+                cls = module.__dict__.get(attr)
+                if isinstance(cls, type) and cls.__module__ == name:  # not an imported one
+                    cls.__module__ = label
+
+        spec.loader.exec_module = exec_and_relabel
+        return spec
+
+
+def _compat_register_early_exit(fn):
+    """Runs ``fn`` when the main thread ends, before non-daemon threads are
+    joined and before ``atexit``. 3.12+: the private
+    ``threading._register_atexit`` (a public one is asked for in gh-86128 and
+    gh-126168). On 3.12.0-3.12.2 no thread can start there (gh-113964, fixed
+    in 3.12.3); parpy refuses those releases for gh-119213 anyway."""
+    import threading
+    threading._register_atexit(fn)
+
+
+def _compat_forget_atexit():
+    """Drops the ``atexit`` handlers registered in this (worker)
+    interpreter. 3.12+: the private ``atexit._clear``."""
+    import atexit
+    atexit._clear()
+
+
+def _compat_drop_dummy_thread():
+    """A task that called ``threading.current_thread()`` made a dummy Thread
+    for the (non-Python) worker thread; let it go while ``threading`` still
+    works, not during finalization, where it complains. 3.13+: it is kept
+    alive by the private ``threading._thread_local_info``; 3.12 has no such
+    reference."""
+    threading = _sys.modules.get("threading")
+    info = getattr(threading, "_thread_local_info", None)
+    try:
+        del info._track_dummy_thread_ref
+    except AttributeError:
+        pass
+
+
+def _update_wrapper(wrapper, fn):
+    """``functools.update_wrapper(wrapper, fn)``. 3.12 and 3.13: without
+    importing functools (and collections), copying the attributes that
+    these versions copy; 3.14+ copies ``__annotate__`` as well, so use it."""
+    if _sys.version_info >= (3, 14):
+        import functools
+        functools.update_wrapper(wrapper, fn)
+        return
+    for attr in ("__module__", "__name__", "__qualname__", "__doc__", "__annotations__", "__type_params__"):
+        try:
+            value = getattr(fn, attr)
+        except AttributeError:
+            pass
+        else:
+            setattr(wrapper, attr, value)
+    wrapper.__dict__.update(getattr(fn, "__dict__", {}))
+    wrapper.__wrapped__ = fn
+
+
+# gh-119213 (3.12.0-3.12.3, refused at build time, built anyway only with
+# PARPY_ALLOW_REFUSED_PYTHON=1): parpy's own calls into C functions pass their
+# arguments positionally, as in ``pickle.dumps(x, 5)``, so that parpy itself
+# never makes a worker the first caller with keyword arguments.
+
+# --- end of compat ----------------------------------------------------------
+
+
 class RemoteTraceback(Exception):
     """The traceback of an exception raised in a worker, attached as ``__cause__``."""
 
@@ -109,23 +237,6 @@ class ParallelFunction:
         """Yields ``fn(*args)`` results as they complete, in any order."""
         return _default_executor()._map(self.__wrapped__, iterables, chunksize, timeout, ordered=False)
 
-
-def _update_wrapper(wrapper, fn):
-    """``functools.update_wrapper(wrapper, fn)``, without importing functools
-    (and collections) on 3.12 and 3.13, whose lists of attributes these are."""
-    if _sys.version_info >= (3, 14):
-        import functools
-        functools.update_wrapper(wrapper, fn)
-        return
-    for attr in ("__module__", "__name__", "__qualname__", "__doc__", "__annotations__", "__type_params__"):
-        try:
-            value = getattr(fn, attr)
-        except AttributeError:
-            pass
-        else:
-            setattr(wrapper, attr, value)
-    wrapper.__dict__.update(getattr(fn, "__dict__", {}))
-    wrapper.__wrapped__ = fn
 
 
 def parallel(fn):
@@ -211,7 +322,7 @@ def _make_spec(fn):
         return _code_spec(fn)
     import pickle
     try:
-        return ("pickle", pickle.dumps(fn, protocol=5))
+        return ("pickle", pickle.dumps(fn, 5))
     except Exception as e:
         raise TypeError(
             f"parpy: cannot send {fn!r} to a worker: {type(e).__name__}: {e}. "
@@ -275,7 +386,7 @@ def _capture_globals(fn):
                 values[name] = v
             else:
                 try:
-                    pickle.dumps(v, protocol=5)
+                    pickle.dumps(v, 5)
                 except Exception:
                     continue
                 values[name] = v
@@ -376,7 +487,7 @@ def _pack_exc(exc):
         exc = new
     tb = "".join(traceback.format_exception(exc))
     try:
-        data = pickle.dumps(exc, protocol=5)
+        data = pickle.dumps(exc, 5)
         pickle.loads(data)
     except Exception:
         data = None
@@ -548,6 +659,7 @@ _worker_stdin = None
 
 def _worker_setup(wid, size, cfg):
     """Runs first in every new worker: paths, output, then the script."""
+    _compat_worker_start()
     _sys.stdout = _LineWriter(1)
     _sys.stderr = _LineWriter(2)
     _sys.unraisablehook = _worker_unraisable  # native: see its doc
@@ -565,23 +677,14 @@ def _worker_teardown():
     atexit handlers that loading the script registered there (they belong to
     the main interpreter's run; multiprocessing's children skip them too)."""
     _flush_output()
-    import atexit
-    atexit._clear()
+    _compat_forget_atexit()
     # The /dev/null that _worker_setup opened (a debug build reports it as
     # an unclosed file when the interpreter ends).
     if _worker_stdin is not None:
         if _sys.stdin is _worker_stdin:
             _sys.stdin = None
         _worker_stdin.close()
-    # A task that asked threading.current_thread() made a dummy Thread for
-    # this (non-Python) thread; let it go now, while threading still works,
-    # not during finalization (where it complains).
-    threading = _sys.modules.get("threading")
-    info = getattr(threading, "_thread_local_info", None)
-    try:
-        del info._track_dummy_thread_ref
-    except AttributeError:
-        pass
+    _compat_drop_dummy_thread()
 
 
 def _load_main(cfg):
@@ -727,7 +830,7 @@ _fallback_pool = None
 def _send_msg(fd, obj):
     import os
     import pickle
-    data = pickle.dumps(obj, protocol=5)
+    data = pickle.dumps(obj, 5)
     data = len(data).to_bytes(8, "little") + data
     view = memoryview(data)
     while view:
@@ -901,14 +1004,7 @@ def _first_pool():
     if _started:
         return
     _started = True
-    # Extension modules whose per-interpreter state breaks when several
-    # sub-interpreters end (upstream gh-136421: _datetime on 3.13, and on
-    # 3.12 _datetime and _decimal) are loaded here first.
-    for name in ("_datetime", "_decimal") if _sys.version_info < (3, 13) else ("_datetime",):
-        try:
-            __import__(name)
-        except ImportError:
-            pass
+    _compat_main_preimports()
     main = _sys.modules.get("__main__")
     if main is not None:
         # Objects pickled in a worker name the script '__mp_main__'.
@@ -924,8 +1020,10 @@ def _first_pool_rest():
     import threading
     atexit.register(_shutdown_all)
     _install_sigint()
-    _collector = threading.Thread(target=_collect_loop, name="parpy-collector", daemon=True)
-    _collector.start()
+    collector = threading.Thread(target=_collect_loop, name="parpy-collector", daemon=True)
+    collector.start()
+    # Only a started thread is remembered: _shutdown_all joins it.
+    _collector = collector
 
 
 def _dispatch(events):
@@ -1760,9 +1858,8 @@ def _watch_main_body():
 
 
 def _install_main_hooks():
-    import threading
     _watch_main_body()
-    threading._register_atexit(_run_entry_point)
+    _compat_register_early_exit(_run_entry_point)
 
 
 if not _IN_WORKER:
