@@ -103,6 +103,12 @@ class _Relabel312:
                 cls = module.__dict__.get(attr)
                 if isinstance(cls, type) and cls.__module__ == name:  # not an imported one
                     cls.__module__ = label
+            tz = module.__dict__.get("timezone")
+            if name == "_pydatetime" and isinstance(tz, type):
+                # Pickled as the C type is: (timezone, (offset[, name])).
+                # _pydatetime's own pickle adds slot state that the C
+                # timezone cannot take.
+                tz.__reduce__ = lambda self: (type(self), self.__getinitargs__())
 
         spec.loader.exec_module = exec_and_relabel
         return spec
