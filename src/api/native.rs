@@ -31,6 +31,8 @@ pub(super) static FUNCTIONS: &[NativeFn] = &[
     NativeFn::new(c"_pool_init", pool_init),
     NativeFn::new(c"_pool_shutdown", pool_shutdown),
     NativeFn::new(c"_pool_shutdown_all", pool_shutdown_all),
+    NativeFn::new(c"_func_register", func_register),
+    NativeFn::new(c"_func_forget", func_forget),
     NativeFn::new(c"_submit", submit),
     NativeFn::new(c"_collect", collect),
     NativeFn::new(c"_collect_stop", collect_stop),
@@ -155,17 +157,37 @@ fn pool_err(gil: Gil<'_>, e: runtime::PoolError) -> PyErr {
     PyErr::new(gil, ExcKind::RuntimeError, &e.to_string())
 }
 
-/// The function registered under `fid`, encoding `spec` the first time.
+/// The function registered under `fid`, or else (a callable that Python
+/// does not cache) one made for this call only from `spec`.
 fn func(gil: Gil<'_>, fid: u64, spec: &Obj) -> PyResult<Arc<FuncRef>> {
     if let Some(f) = lock(&FUNCS).get_or_insert_with(HashMap::new).get(&fid) {
         return Ok(Arc::clone(f));
     }
+    new_func(gil, fid, spec)
+}
+
+fn new_func(gil: Gil<'_>, fid: u64, spec: &Obj) -> PyResult<Arc<FuncRef>> {
     let spec = encode(gil, spec).map_err(|e| e.into_type_error(gil, "the function", "function"))?;
-    let f = Arc::new(FuncRef { id: fid, spec });
-    lock(&FUNCS)
-        .get_or_insert_with(HashMap::new)
-        .insert(fid, Arc::clone(&f));
-    Ok(f)
+    Ok(Arc::new(FuncRef { id: fid, spec }))
+}
+
+/// `_func_register(fid, spec)`: keeps the encoded spec of a live function,
+/// until `_func_forget(fid)`.
+fn func_register(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let fid = arg_u64(gil, args, 0)?;
+    let f = new_func(gil, fid, arg(gil, args, 1)?)?;
+    lock(&FUNCS).get_or_insert_with(HashMap::new).insert(fid, f);
+    Ok(gil.none())
+}
+
+/// `_func_forget(fid)`: the function died. Its spec goes once no queued job
+/// holds it, and then workers drop their resolved copy (see `FuncRef`).
+/// Called from a weakref callback, so at any point: it only takes the lock.
+fn func_forget(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let fid = arg_u64(gil, args, 0)?;
+    let gone = lock(&FUNCS).get_or_insert_with(HashMap::new).remove(&fid);
+    drop(gone); // outside the lock
+    Ok(gil.none())
 }
 
 /// Encodes positional arguments one by one, naming the one that cannot travel.

@@ -27,12 +27,32 @@ use crate::transfer::Value;
 
 /// A function as it travels: an id that workers cache the resolved function
 /// by, and the spec that `parpy._resolve` turns back into a callable.
+///
+/// Main keeps one while the Python function lives, and each job holds one.
+/// A worker's cache holds only a weak reference next to the resolved
+/// function: once the last `FuncRef` of an id is dropped, workers drop the
+/// function (and what it captured) after their next job.
 #[derive(Debug)]
 pub struct FuncRef {
     /// Unique per function per process.
     pub id: u64,
     /// How to find or rebuild the function (see `parpy._func_spec`).
     pub spec: Value,
+}
+
+/// How many `FuncRef`s were dropped so far: workers sweep their caches when
+/// it changes.
+static FUNCS_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+impl Drop for FuncRef {
+    fn drop(&mut self) {
+        FUNCS_DROPPED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The count of dropped `FuncRef`s (see [`FuncRef`]).
+pub(crate) fn funcs_dropped() -> u64 {
+    FUNCS_DROPPED.load(Ordering::SeqCst)
 }
 
 /// What a job asks a worker to do.

@@ -2,14 +2,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::fault;
 use super::idle::Idle;
-use super::{Event, Job, Outcome, Payload, Reply};
+use super::{Event, FuncRef, Job, Outcome, Payload, Reply};
 use crate::ffi::interp::{InterruptSlot, current_interpreter_id, run_in_new_interpreter};
 use crate::ffi::{Gil, Obj, PyErr, PyResult};
 use crate::transfer::{Value, decode, encode};
@@ -208,7 +208,8 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) -> Result<(), String> {
             None
         }
     };
-    let mut funcs: HashMap<u64, Obj> = HashMap::new();
+    let mut funcs: HashMap<u64, Cached> = HashMap::new();
+    let mut swept = super::funcs_dropped();
     let jobs = Jobs::new(
         ws.id,
         ws.own.clone(),
@@ -268,6 +269,12 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) -> Result<(), String> {
         }
         CURRENT.with(|c| c.borrow_mut().take());
         job.answer(event);
+        // Functions that main forgot, and no job needs, go (with what they captured).
+        let dropped = super::funcs_dropped();
+        if dropped != swept {
+            swept = dropped;
+            funcs.retain(|_, c| c.func.strong_count() > 0);
+        }
         if ws.ctl.abandoned.load(Ordering::SeqCst) {
             break; // a replacement took this worker's place
         }
@@ -313,20 +320,30 @@ fn start(gil: Gil<'_>, ws: &WorkerSetup) -> PyResult<Hooks> {
     })
 }
 
+/// A resolved function, kept while its `FuncRef` lives (see [`FuncRef`]).
+struct Cached {
+    func: Weak<FuncRef>,
+    obj: Obj,
+}
+
 fn run_job(
     gil: Gil<'_>,
     hooks: &Hooks,
-    funcs: &mut HashMap<u64, Obj>,
+    funcs: &mut HashMap<u64, Cached>,
     job: &Job,
     broken: &mut Option<String>,
 ) -> Event {
     let tag = job.reply.tag;
     let func = match funcs.get(&job.func.id) {
-        Some(f) => f.clone(),
+        Some(c) => c.obj.clone(),
         None => {
             match decode(gil, &job.func.spec).and_then(|spec| hooks.resolve.call(gil, &[&spec])) {
                 Ok(f) => {
-                    funcs.insert(job.func.id, f.clone());
+                    let cached = Cached {
+                        func: Arc::downgrade(&job.func),
+                        obj: f.clone(),
+                    };
+                    funcs.insert(job.func.id, cached);
                     f
                 }
                 Err(err) => return job.answer_all(pack(gil, hooks, err)),

@@ -24,6 +24,12 @@ fn values_of_every_kind_travel_both_ways() {
 }
 
 #[test]
+fn fresh_callables_and_finished_tasks_are_not_kept_alive() {
+    let o = run2("no_leaks.py");
+    assert_eq!(ok(&o), "no leaks OK\n", "{}", o.stderr);
+}
+
+#[test]
 fn worker_exceptions_keep_type_message_and_traceback() {
     let o = run2("errors.py");
     assert_eq!(ok(&o), "errors OK\n", "{}", o.stderr);

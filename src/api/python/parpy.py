@@ -255,9 +255,15 @@ def parallel(fn):
 # Functions as they travel
 # ---------------------------------------------------------------------------
 
-_spec_cache = None
+_spec_cache = None      # weakref(fn) -> (fid, spec), for as long as fn lives
 _next_fid = 0
-_last_spec = (None, None)  # (function, its spec): the last one looked up
+
+
+def _no_ref():
+    return None
+
+
+_last_spec = (_no_ref, None)  # (weakref to the last function looked up, its (fid, spec))
 
 
 def _lookup(module, qualname):
@@ -279,31 +285,52 @@ def _main_module_name():
 
 
 def _func_spec(fn):
-    """``(id, spec)`` for a callable; cached per function."""
+    """``(id, spec)`` for a callable; cached per function while it lives.
+
+    The spec is registered with the native side under the id, which workers
+    cache the resolved function by. Nothing here keeps ``fn`` alive: when it
+    dies, its entry goes and :func:`_spec_dead` tells the native side, which
+    drops its copy and, once no job needs it, lets workers drop theirs. A
+    callable that cannot be weakly referenced (or hashed) gets a fresh,
+    unregistered id each time: it travels with its job and is dropped after."""
     global _spec_cache, _next_fid, _last_spec
-    if fn is _last_spec[0]:
-        return _last_spec[1]  # the common case: the same function again
+    last = _last_spec
+    if last[0]() is fn:
+        return last[1]  # the common case: the same function again
     if isinstance(fn, ParallelFunction):
         fn = fn.__wrapped__
     if _spec_cache is None:
-        import weakref
-        _spec_cache = weakref.WeakKeyDictionary()
+        _spec_cache = {}
+    import _weakref
     try:
-        hit = _spec_cache.get(fn)
+        key = _weakref.ref(fn)
+        hit = _spec_cache.get(key)
     except TypeError:
-        hit = None
+        key = hit = None
     if hit is not None:
-        _last_spec = (fn, hit)
+        _last_spec = (key, hit)
         return hit
     spec = _make_spec(fn)
     _next_fid += 1
     out = (_next_fid, spec)
-    try:
-        _spec_cache[fn] = out
-    except TypeError:
-        return out  # not weakly referenceable: built anew each time
-    _last_spec = (fn, out)
+    if key is None:
+        return out  # not weakly referenceable or not hashable: built anew each time
+    _func_register(_next_fid, spec)
+    key = _weakref.ref(fn, _spec_dead)
+    _spec_cache[key] = out
+    _last_spec = (key, out)
     return out
+
+
+def _spec_dead(key):
+    """A function with a cached spec died: forget its id everywhere."""
+    try:
+        entry = _spec_cache.pop(key, None)
+        if entry is not None:
+            _fallback_fids.discard(entry[0])
+            _func_forget(entry[0])
+    except Exception:
+        pass  # at interpreter exit, parts of this module may be gone
 
 
 def _make_spec(fn):
@@ -1055,6 +1082,7 @@ def _collect_loop():
                 return
             if events:
                 _dispatch(events)
+                events = None  # results are the futures' now: hold none while blocked
                 _wake_direct()
         except BaseException:
             # Never let the collector die: every pending future depends on it.
@@ -1125,12 +1153,16 @@ def _flush_std():
 
 
 def _settle(fut, status, payload):
+    call = getattr(fut, "_parpy_call", None)
+    # The callable and its arguments are needed no more (unless the task
+    # moves to the fallback, which takes them now): the future must not keep
+    # them alive.
+    fut._parpy_call = None
     if status == 0 and type(fut) is _LazyFuture:
         with _lazy_lock:
             if type(fut) is _LazyFuture:
                 fut._parpy_value = payload
                 return
-    call = getattr(fut, "_parpy_call", None)
     if status == 1 and payload[5] and call is not None:
         fid, spec, fn, args, kwargs = call
         if _use_fallback(fid, _fn_name(fn), payload[5]):
@@ -1299,7 +1331,7 @@ def _define_pool():
                 if pool is None:
                     return _Inline().submit(fn, *args, **kwargs)
             last = _last_spec
-            fid, spec = last[1] if fn is last[0] else _func_spec(fn)
+            fid, spec = last[1] if last[0]() is fn else _func_spec(fn)
             if fid in _fallback_fids:
                 return _fallback().submit(spec, args, kwargs)
             tag = _next_id()
@@ -1348,7 +1380,7 @@ def _define_pool():
             job = (fid, spec, fn, items, star)
             if fid in _fallback_fids:
                 gen = _fallback_results(job, range(n), {}, end, ordered)
-                return ([v] for v in gen) if chunks else gen
+                return gen if chunks else (box.pop() for box in gen)
             call = _map_start(pool, fid, spec, items, star, chunksize)
             gen = (_result_chunks if chunks else _results)(call, n, end, ordered, job)
             # A generator dropped before it starts never runs its finally; as
@@ -1442,13 +1474,19 @@ def _define_pool():
     def _results(call, n, end, ordered, job):
         """Yields a map's results one by one (see ``_result_chunks``)."""
         for values in _result_chunks(call, n, end, ordered, job):
-            yield from values
+            # Popped as yielded: a result is not kept alive by its chunk
+            # once the caller has it.
+            values.reverse()
+            while values:
+                yield values.pop()
 
     def _result_chunks(call, n, end, ordered, job):
         """Yields a map's results as lists, a chunk at a time: a per-item
         step here would cost more than the task itself. Items refused by a
         sub-interpreter (and everything not yet done) move to the fallback
-        pool. A failed item raises after the lists of the items before it."""
+        pool. A failed item raises after the lists of the items before it.
+        The caller may empty each list it gets: nothing here reads one after
+        handing it out, so results are not kept alive here."""
         waiting = {}      # ordered: start -> (values, has failures) of a chunk done early
         nxt = 0           # ordered: the index of the next result to yield
         seen = []         # unordered: (start, count) of the chunks yielded
@@ -1466,15 +1504,14 @@ def _define_pool():
                                     done.update((s + i, v) for i, v in enumerate(vs))
                                 todo = [i for i in range(nxt, n) if i not in done]
                             else:
-                                yield values
                                 seen.append((start, len(values)))
+                                yield values
                                 finished = set()
                                 for s, c in seen:
                                     finished.update(range(s, s + c))
                                 todo = [i for i in range(n) if i not in finished]
                                 done = {}
-                            for v in _fallback_results(job, todo, done, end, ordered, nxt):
-                                yield [v]
+                            yield from _fallback_results(job, todo, done, end, ordered, nxt)
                             return
                         ok, value = _outcome(status, payload)
                         if not ok:
@@ -1483,6 +1520,8 @@ def _define_pool():
                                 raise value
                             value = _Failed(value)
                         values.append(value)
+                    outcomes.clear()  # they hold the results too
+                    status = payload = value = None
                 if not ordered:
                     seen.append((start, len(values)))
                     yield values
@@ -1494,8 +1533,11 @@ def _define_pool():
                     if failures:
                         for i, v in enumerate(values):
                             if type(v) is _Failed:
-                                yield values[:i]
-                                raise v.exc
+                                exc = v.exc
+                                del values[i:], v
+                                yield values
+                                raise exc
+                        v = None
                     nxt += len(values)
                     yield values
                     values, failures = waiting.pop(nxt, (None, False))
@@ -1513,7 +1555,8 @@ def _define_pool():
 
     def _fallback_results(job, todo, done, end, ordered, first=0):
         """Runs items ``todo`` of a map in the fallback pool; ``done`` holds
-        results already computed (ordered mode)."""
+        results already computed (ordered mode). Yields one-item lists that
+        the caller may empty (nothing here keeps a yielded result)."""
         fid, spec, fn, items, star = job
         fb = _fallback()
         futs = {i: fb.submit(spec, tuple(items[i]) if star else (items[i],), None) for i in todo}
@@ -1521,17 +1564,21 @@ def _define_pool():
             if ordered:
                 for i in range(first, len(items)):
                     if i in done:
-                        v = done.pop(i)
-                        if type(v) is _Failed:
-                            raise v.exc
-                        yield v
+                        box = [done.pop(i)]
+                        if type(box[0]) is _Failed:
+                            raise box[0].exc
                     else:
                         timeout = None if end is None else max(0.0, end - time.monotonic())
-                        yield futs[i].result(timeout)
+                        box = [futs.pop(i).result(timeout)]
+                    yield box
             else:
                 import concurrent.futures as cf
-                for f in cf.as_completed(futs.values(), None if end is None else max(0.0, end - time.monotonic())):
-                    yield f.result()
+                index = {id(f): i for i, f in futs.items()}
+                for f in cf.as_completed(list(futs.values()), None if end is None else max(0.0, end - time.monotonic())):
+                    del futs[index[id(f)]]
+                    box = [f.result()]
+                    f = None
+                    yield box
         finally:
             for f in futs.values():
                 f.cancel()
@@ -1589,6 +1636,7 @@ def _future_class():
                     self._result = result
                     self._exception = exception
                     self._state = finished
+                    self._parpy_call = None  # the callable and arguments: not needed now
                 return True
 
             def set_result(self, result):
@@ -1627,6 +1675,7 @@ def _future_class():
                 if not super().cancel():
                     return False
                 _cancel(*self._parpy_job)
+                self._parpy_call = None
                 self.set_running_or_notify_cancel()
                 return True
 
