@@ -167,6 +167,9 @@ impl InterruptSlot {
         let _ = std::thread::Builder::new()
             .name("parpy-interrupt".into())
             .spawn(move || {
+                if let Some(delay) = test_interrupt_delay() {
+                    std::thread::sleep(delay);
+                }
                 let guard = slot.lock();
                 let Some(h) = guard.as_ref() else { return };
                 // SAFETY: the handle is published, so its interpreter is alive, and it
@@ -213,6 +216,19 @@ impl InterruptSlot {
         }
         true
     }
+}
+
+/// For tests only: `PARPY_TEST_INTERRUPT_DELAY_MS` holds every interrupt
+/// back that long before it attaches to its worker, as a busy machine can,
+/// so that a test can make the job it was meant for end first.
+fn test_interrupt_delay() -> Option<std::time::Duration> {
+    static DELAY: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| {
+        std::env::var("PARPY_TEST_INTERRUPT_DELAY_MS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .map(std::time::Duration::from_millis)
+    })
 }
 
 /// Drops an asynchronous exception pending for this thread.

@@ -33,16 +33,18 @@ impl WorkerCtl {
     /// when `group` is 0), from a throwaway thread: attaching to the worker's
     /// interpreter waits for its GIL, which a long C call can hold.
     /// Returns the group it interrupted, if any.
+    ///
+    /// Only the group running now is hit: by the time the thread holds the
+    /// GIL, that job may have ended and a later one (submitted after a
+    /// caught Ctrl-C, say) may run, which must go on.
     fn interrupt(self: &Arc<Self>, group: u64) -> Option<u64> {
         let running = self.running.load(Ordering::SeqCst);
         if running == 0 || (group != 0 && running != group) {
             return None;
         }
         let ctl = Arc::clone(self);
-        self.slot.interrupt(move || {
-            let now = ctl.running.load(Ordering::SeqCst);
-            now != 0 && (group == 0 || now == group)
-        });
+        self.slot
+            .interrupt(move || ctl.running.load(Ordering::SeqCst) == running);
         Some(running)
     }
 }

@@ -58,6 +58,23 @@ fn ctrl_c_can_be_caught_and_the_pool_reused() {
 }
 
 #[test]
+fn a_late_interrupt_does_not_hit_a_task_submitted_after_ctrl_c() {
+    // The interrupt is held back 1 s (a test hook), so that the task it was
+    // meant for ends on its own first and the next one runs when it lands.
+    let o = Run::parpy()
+        .env("PARPY_TEST_INTERRUPT_DELAY_MS", "1000")
+        .arg(script("late_interrupt.py"))
+        .run();
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let out: Vec<&str> = o.stdout.lines().collect();
+    assert!(
+        out[0] == "first: first" || out[0] == "first: interrupted",
+        "{out:?}"
+    );
+    assert_eq!(out[1..], ["second: second"], "{}", o.stderr);
+}
+
+#[test]
 fn repeated_ctrl_c_never_hangs_or_aborts() {
     for _ in 0..50 {
         let (secs, code, _, err) = interrupt_run(&[]);
