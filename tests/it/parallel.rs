@@ -30,6 +30,12 @@ fn fresh_callables_and_finished_tasks_are_not_kept_alive() {
 }
 
 #[test]
+fn random_nested_values_round_trip_with_their_types() {
+    let o = run2("codec_roundtrip.py");
+    assert_eq!(ok(&o), "codec round trip OK 3000\n", "{}", o.stderr);
+}
+
+#[test]
 fn worker_exceptions_keep_type_message_and_traceback() {
     let o = run2("errors.py");
     assert_eq!(ok(&o), "errors OK\n", "{}", o.stderr);
