@@ -31,6 +31,7 @@ pub(super) static FUNCTIONS: &[NativeFn] = &[
     NativeFn::new(c"_pool_init", pool_init),
     NativeFn::new(c"_pool_shutdown", pool_shutdown),
     NativeFn::new(c"_pool_shutdown_all", pool_shutdown_all),
+    NativeFn::new(c"_count_refusal", count_refusal),
     NativeFn::new(c"_func_register", func_register),
     NativeFn::new(c"_func_forget", func_forget),
     NativeFn::new(c"_submit", submit),
@@ -169,6 +170,12 @@ fn func(gil: Gil<'_>, fid: u64, spec: &Obj) -> PyResult<Arc<FuncRef>> {
 fn new_func(gil: Gil<'_>, fid: u64, spec: &Obj) -> PyResult<Arc<FuncRef>> {
     let spec = encode(gil, spec).map_err(|e| e.into_type_error(gil, "the function", "function"))?;
     Ok(Arc::new(FuncRef { id: fid, spec }))
+}
+
+/// `_count_refusal()`: in a worker, a module refused its interpreter.
+fn count_refusal(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
+    runtime::count_refusal();
+    Ok(gil.none())
 }
 
 /// `_func_register(fid, spec)`: keeps the encoded spec of a live function,

@@ -21,7 +21,7 @@ pub use pool::{Pool, PoolError};
 pub use queue::{
     QueueError, queue_attach, queue_get, queue_len, queue_new, queue_put, queue_release,
 };
-pub use worker::{current_worker, deliver_interrupt, emit_output, rearm_interrupt};
+pub use worker::{count_refusal, current_worker, deliver_interrupt, emit_output, rearm_interrupt};
 
 use crate::transfer::Value;
 

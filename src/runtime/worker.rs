@@ -2,6 +2,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
@@ -36,6 +37,9 @@ thread_local! {
     static GLOBAL: RefCell<Option<Sender<Event>>> = const { RefCell::new(None) };
     /// This worker's interrupt slot.
     static SLOT: RefCell<Option<Arc<InterruptSlot>>> = const { RefCell::new(None) };
+    /// How many extension modules refused this worker's interpreter on this
+    /// thread (see `parpy._watch_refusals`).
+    static REFUSALS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// In a worker: re-raises an interrupt of the running task that CPython
@@ -55,6 +59,18 @@ pub fn deliver_interrupt(gil: Gil<'_>) -> PyResult<()> {
         Some(slot) => slot.deliver_pending(gil),
         None => Ok(()),
     }
+}
+
+/// Counts a module that refused the current worker's interpreter, caught or
+/// not; read after each call. (A refusal on another thread of the
+/// interpreter, one that a task started, is not counted here, only listed
+/// in `parpy._refused_here`.)
+pub fn count_refusal() {
+    REFUSALS.with(|r| r.set(r.get() + 1));
+}
+
+fn refusals_counted() -> u64 {
+    REFUSALS.with(|r| r.get())
 }
 
 /// The worker index of the current thread: `None` outside worker threads.
@@ -106,6 +122,8 @@ struct Hooks {
     flush: Obj,
     spmd: Obj,
     teardown: Obj,
+    taint: Obj,
+    refused_during: Obj,
 }
 
 /// How many times a worker tries to create its sub-interpreter.
@@ -210,6 +228,7 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) -> Result<(), String> {
     };
     let mut funcs: HashMap<u64, Cached> = HashMap::new();
     let mut swept = super::funcs_dropped();
+    let mut refusals = refusals_counted();
     let jobs = Jobs::new(
         ws.id,
         ws.own.clone(),
@@ -241,7 +260,7 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) -> Result<(), String> {
             if fault::hit(fault::Point::Panic) {
                 panic!("injected by PARPY_FAULT");
             }
-            run_job(gil, hooks, &mut funcs, &job, &mut broken)
+            run_job(gil, hooks, &mut funcs, &job, &mut broken, &mut refusals)
         }));
         ws.ctl.running.store(0, Ordering::SeqCst);
         let event = match run {
@@ -317,6 +336,8 @@ fn start(gil: Gil<'_>, ws: &WorkerSetup) -> PyResult<Hooks> {
         flush: parpy.getattr(gil, c"_flush_output")?,
         spmd: parpy.getattr(gil, c"_spmd_entry")?,
         teardown: parpy.getattr(gil, c"_worker_teardown")?,
+        taint: parpy.getattr(gil, c"_taint")?,
+        refused_during: parpy.getattr(gil, c"_refused_during")?,
     })
 }
 
@@ -324,6 +345,11 @@ fn start(gil: Gil<'_>, ws: &WorkerSetup) -> PyResult<Hooks> {
 struct Cached {
     func: Weak<FuncRef>,
     obj: Obj,
+    /// The count of refused modules when `refused` was last worked out.
+    checked: u64,
+    /// The answer for every call while the function may use a package whose
+    /// extension module refused this interpreter (see `parpy._taint`).
+    refused: Option<Outcome>,
 }
 
 fn run_job(
@@ -332,28 +358,63 @@ fn run_job(
     funcs: &mut HashMap<u64, Cached>,
     job: &Job,
     broken: &mut Option<String>,
+    refusals: &mut u64,
 ) -> Event {
-    let tag = job.reply.tag;
-    let func = match funcs.get(&job.func.id) {
-        Some(c) => c.obj.clone(),
-        None => {
-            match decode(gil, &job.func.spec).and_then(|spec| hooks.resolve.call(gil, &[&spec])) {
-                Ok(f) => {
-                    let cached = Cached {
-                        func: Arc::downgrade(&job.func),
-                        obj: f.clone(),
-                    };
-                    funcs.insert(job.func.id, cached);
-                    f
-                }
-                Err(err) => return job.answer_all(pack(gil, hooks, err)),
+    let cached = match funcs.entry(job.func.id) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => {
+            let before = *refusals;
+            let resolved =
+                decode(gil, &job.func.spec).and_then(|spec| hooks.resolve.call(gil, &[&spec]));
+            *refusals = refusals_counted(); // importing its module may have met one
+            match resolved {
+                Ok(f) => e.insert(Cached {
+                    func: Arc::downgrade(&job.func),
+                    obj: f,
+                    checked: 0,
+                    refused: None,
+                }),
+                Err(err) => return job.answer_all(failure(gil, hooks, err, before, *refusals)),
             }
         }
     };
+    // A module refused this interpreter and its package went on without it:
+    // a function that may use that package runs in main's fallback instead.
+    if *refusals > 0 && cached.checked != *refusals {
+        cached.checked = *refusals;
+        cached.refused = hooks
+            .taint
+            .call(gil, &[&cached.obj])
+            .err()
+            .map(|err| pack(gil, hooks, err));
+    }
+    if let Some(outcome) = &cached.refused {
+        return job.answer_all(outcome.clone());
+    }
+    let func = cached.obj.clone();
+    let before = *refusals;
+    let event = run_payload(gil, hooks, &func, job, broken, before);
+    *refusals = refusals_counted();
+    event
+}
+
+/// Runs the job's payload with its resolved function. A call that fails
+/// after a module refused this interpreter while it ran is reported as that
+/// refusal (see [`failure`]).
+fn run_payload(
+    gil: Gil<'_>,
+    hooks: &Hooks,
+    func: &Obj,
+    job: &Job,
+    broken: &mut Option<String>,
+    before: u64,
+) -> Event {
+    let tag = job.reply.tag;
+    let call = |f: &dyn Fn() -> PyResult<Obj>| call(gil, hooks, Some(before), f);
     match &job.payload {
         Payload::Call { args, kwargs } => Event::Done {
             tag,
-            outcome: call(gil, hooks, || {
+            outcome: call(&|| {
                 let args = decode(gil, args)?;
                 let kwargs = (!matches!(kwargs, Value::None))
                     .then(|| decode(gil, kwargs))
@@ -364,7 +425,7 @@ fn run_job(
         Payload::Chunk { start, items, star } => {
             let mut outcomes = Vec::with_capacity(items.len());
             for item in items {
-                outcomes.push(call(gil, hooks, || {
+                outcomes.push(call(&|| {
                     let item = decode(gil, item)?;
                     if *star {
                         func.call_tuple(gil, &item, None)
@@ -387,7 +448,7 @@ fn run_job(
             queue,
         } => Event::Done {
             tag,
-            outcome: call(gil, hooks, || {
+            outcome: call(&|| {
                 let rank = gil.int(*rank as i64)?;
                 let size = gil.int(*size as i64)?;
                 let queue = gil.int(*queue as i64)?;
@@ -395,11 +456,12 @@ fn run_job(
                 let kwargs = decode(gil, kwargs)?;
                 hooks
                     .spmd
-                    .call(gil, &[&func, &rank, &size, &queue, &args, &kwargs])
+                    .call(gil, &[func, &rank, &size, &queue, &args, &kwargs])
             }),
         },
         Payload::Init { args } => {
-            let outcome = call(gil, hooks, || {
+            // Not redone elsewhere: a refusal here is no reason to fail.
+            let outcome = self::call(gil, hooks, None, &|| {
                 func.call_tuple(gil, &decode(gil, args)?, None)
             });
             if let Outcome::Err(_) | Outcome::Failed(_) = outcome {
@@ -410,9 +472,31 @@ fn run_job(
     }
 }
 
-/// Runs one call and encodes its outcome.
-fn call(gil: Gil<'_>, hooks: &Hooks, f: impl FnOnce() -> PyResult<Obj>) -> Outcome {
-    match f() {
+/// Runs one call and encodes its outcome. With `before` (the count of
+/// refused modules before the job), a call during which a module refused
+/// this interpreter is answered with that refusal, whatever it returned or
+/// raised, so that main runs it again in its fallback: the package went on
+/// without its extension, slower and not the same (PyYAML without
+/// `yaml._yaml` has no `CSafeLoader`), as it never would under python.
+fn call(
+    gil: Gil<'_>,
+    hooks: &Hooks,
+    before: Option<u64>,
+    f: &dyn Fn() -> PyResult<Obj>,
+) -> Outcome {
+    let result = f();
+    if before.is_some_and(|b| refusals_counted() > b) {
+        let cause = match &result {
+            Ok(_) => gil.none(),
+            Err(err) => err.value().clone(),
+        };
+        if let Ok(refusal) = hooks.refused_during.call(gil, &[&cause]) {
+            return pack_value(gil, hooks, &refusal, || {
+                "a module refused this worker".into()
+            });
+        }
+    }
+    match result {
         Ok(result) => match encode(gil, &result) {
             Ok(v) => Outcome::Ok(v),
             Err(e) => {
@@ -424,16 +508,38 @@ fn call(gil: Gil<'_>, hooks: &Hooks, f: impl FnOnce() -> PyResult<Obj>) -> Outco
     }
 }
 
+/// The outcome of resolving a function that failed with `err`: the refusal
+/// if a module refused this interpreter meanwhile (see [`call`]).
+fn failure(gil: Gil<'_>, hooks: &Hooks, err: PyErr, before: u64, now: u64) -> Outcome {
+    if now > before
+        && let Ok(refusal) = hooks.refused_during.call(gil, &[err.value()])
+    {
+        return pack_value(gil, hooks, &refusal, || describe(gil, &err));
+    }
+    pack(gil, hooks, err)
+}
+
 /// Packs an exception with `parpy._pack_exc` (type, message, pickled
 /// instance, traceback text) for the main interpreter to rebuild.
 fn pack(gil: Gil<'_>, hooks: &Hooks, err: PyErr) -> Outcome {
+    pack_value(gil, hooks, err.value(), || describe(gil, &err))
+}
+
+/// [`pack`] for an exception object; `describe` says what it was if
+/// packing fails.
+fn pack_value(
+    gil: Gil<'_>,
+    hooks: &Hooks,
+    exc: &Obj,
+    describe: impl FnOnce() -> String,
+) -> Outcome {
     match hooks
         .pack_exc
-        .call(gil, &[err.value()])
+        .call(gil, &[exc])
         .map(|packed| encode(gil, &packed))
     {
         Ok(Ok(v)) => Outcome::Err(v),
-        _ => Outcome::Failed(describe(gil, &err)),
+        _ => Outcome::Failed(describe()),
     }
 }
 

@@ -451,6 +451,11 @@ def _resolve(spec):
             except AttributeError:
                 if _refused_module(_main_load_exc):
                     raise _main_load_exc from None
+                if _main_load_exc is not None and _refused_here:
+                    # Most likely what broke the script here: a package went
+                    # on without its refused module, and the script then
+                    # used what that module provides.
+                    raise _refused_during(_main_load_exc)
                 raise NameError(_not_in_script_message(qualname)) from None
         else:
             import importlib
@@ -544,6 +549,126 @@ def _refused_module(exc):
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return None
+
+
+# ---------------------------------------------------------------------------
+# Worker side: extension modules that refuse this interpreter
+# ---------------------------------------------------------------------------
+
+_refused_here = []   # worker: modules that refused this interpreter, in order
+
+
+def _watch_refusals():
+    """Worker: notes every extension module that refuses this interpreter,
+    even when its package catches the ImportError and goes on without it
+    (PyYAML without ``yaml._yaml``, simplejson without ``_speedups``: slow,
+    and not quite the same API). The worker loop then sends the functions
+    that use such a package to the fallback (see :func:`_taint`)."""
+    import _frozen_importlib_external as external
+    loader = external.ExtensionFileLoader
+    create = loader.create_module
+
+    def create_module(self, spec):
+        try:
+            return create(self, spec)
+        except ImportError as e:
+            if _refused_module(e):
+                _note_refused(spec.name)
+            raise
+
+    loader.create_module = create_module
+
+
+def _note_refused(name):
+    if name not in _refused_here:
+        _refused_here.append(name)
+    _count_refusal()
+
+
+def _refusal_error(name):
+    """The ImportError that tells main to run a task in the fallback."""
+    return ImportError(f"module {name} does not support loading in subinterpreters "
+                       "(its package went on without it)", name=name)
+
+
+def _refused_during(exc):
+    """Worker: a module refused this interpreter while a task ran (which then
+    raised ``exc``, or None): the refusal is the task's outcome."""
+    err = _refusal_error(_refused_here[-1])
+    err.__cause__ = exc
+    return err
+
+
+from _functools import partial as _partial
+
+
+def _taint(fn):
+    """Worker: raises :func:`_refusal_error` when ``fn`` may use a package one
+    of whose modules refused this interpreter: when its code (or code it
+    reaches through globals, closures, classes and module attributes) names
+    that package or holds something from it."""
+    import types
+    roots = {}
+    for name in _refused_here:
+        roots.setdefault(name.partition(".")[0], name)
+
+    def refused(obj):
+        if isinstance(obj, types.ModuleType):
+            name = obj.__name__
+        elif isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, type)):
+            name = obj.__module__
+        else:
+            name = type(obj).__module__  # never the object's own __getattr__
+        return roots.get(name.partition(".")[0]) if isinstance(name, str) else None
+
+    todo, seen, budget = [fn], set(), 2000
+    while todo and budget > 0:
+        budget -= 1
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        hit = refused(obj)
+        if hit:
+            raise _refusal_error(hit)
+        if isinstance(obj, types.MethodType):
+            todo += (obj.__func__, obj.__self__)
+        elif isinstance(obj, type):
+            todo += [v for v in vars(obj).values() if isinstance(v, (types.FunctionType, classmethod, staticmethod))]
+        elif isinstance(obj, (classmethod, staticmethod)):
+            todo.append(obj.__func__)
+        elif isinstance(obj, types.FunctionType):
+            g = obj.__globals__
+            mods = []
+            codes = [obj.__code__]
+            for cell in obj.__closure__ or ():
+                try:
+                    todo.append(cell.cell_contents)
+                except ValueError:
+                    pass
+            while codes:
+                co = codes.pop()
+                codes += [c for c in co.co_consts if isinstance(c, types.CodeType)]
+                for n in co.co_names:
+                    hit = roots.get(n.partition(".")[0])
+                    if hit:
+                        raise _refusal_error(hit)
+                    v = g.get(n)
+                    if v is not None:
+                        todo.append(v)
+                        if isinstance(v, types.ModuleType):
+                            mods.append(v)
+                for m in mods:
+                    for n in co.co_names:
+                        v = m.__dict__.get(n)  # not getattr: no lazy imports
+                        if isinstance(v, (types.FunctionType, type)):
+                            todo.append(v)
+        elif isinstance(obj, _partial):
+            todo += (obj.func, *obj.args, *obj.keywords.values())
+        elif not isinstance(obj, types.ModuleType):
+            call = getattr(type(obj), "__call__", None)
+            if isinstance(call, types.FunctionType):
+                todo.append(call)
 
 
 def _unpack_exc(packed):
@@ -693,6 +818,7 @@ _worker_stdin = None
 def _worker_setup(wid, size, cfg):
     """Runs first in every new worker: paths, output, then the script."""
     _compat_worker_start()
+    _watch_refusals()
     _sys.stdout = _LineWriter(1)
     _sys.stderr = _LineWriter(2)
     _sys.unraisablehook = _worker_unraisable  # native: see its doc
@@ -1005,6 +1131,19 @@ def _use_fallback(fid, fn_name, module):
         print(f"parpy: {fn_name} needs module {module!r}, which cannot load in a sub-interpreter; "
               f"running it in {where} instead (--fallback={mode})", file=_sys.stderr, flush=True)
     return True
+
+
+def _spmd_refused(fn, module, exc):
+    """The error of an SPMD rank whose module refused its sub-interpreter."""
+    err = ImportError(
+        f"parpy: {_fn_name(fn)} needs module {module!r}, which cannot load in a "
+        "sub-interpreter. spmd() and __parallel__ have no fallback: their ranks run "
+        "at once and share ctx.queue, a parpy.Queue that worker processes cannot "
+        f"reach, so --fallback={_fallback_mode()} (which covers submit() and map()) "
+        "cannot fall back for them. Use that module in functions run with submit() "
+        "or map(), or do without it in the SPMD function.", name=module)
+    err.__cause__ = exc
+    return err
 
 
 def _fn_name(fn):
@@ -1410,6 +1549,8 @@ def _define_pool():
                         _, rank, status, payload = ev
                         got += 1
                         ok, value = _outcome(status, payload)
+                        if status == 1 and payload[5]:
+                            value = _spmd_refused(fn, payload[5], value)
                         if ok:
                             results[rank] = value
                         else:
