@@ -388,29 +388,55 @@ fn run_job(
             .err()
             .map(|err| pack(gil, hooks, err));
     }
-    if let Some(outcome) = &cached.refused {
+    let tainted = cached.refused.is_some();
+    let on_refusal = match job.payload {
+        Payload::Call { .. } | Payload::Chunk { .. } => OnRefusal::Redo(*refusals),
+        // No fallback for SPMD ranks: they run here, and a failure says why.
+        Payload::Spmd { .. } => OnRefusal::Explain {
+            before: *refusals,
+            tainted,
+        },
+        // An initializer is not redone elsewhere: a refusal is no failure.
+        Payload::Init { .. } => OnRefusal::Ignore,
+    };
+    if let (Some(outcome), OnRefusal::Redo(_)) = (&cached.refused, on_refusal) {
         return job.answer_all(outcome.clone());
     }
     let func = cached.obj.clone();
-    let before = *refusals;
-    let event = run_payload(gil, hooks, &func, job, broken, before);
+    let event = run_payload(gil, hooks, &func, job, broken, on_refusal);
     *refusals = refusals_counted();
     event
 }
 
-/// Runs the job's payload with its resolved function. A call that fails
-/// after a module refused this interpreter while it ran is reported as that
-/// refusal (see [`failure`]).
+/// What a call's outcome becomes when a module refused this interpreter
+/// (`before`: the count of refusals before the job).
+#[derive(Clone, Copy)]
+enum OnRefusal {
+    /// Nothing.
+    Ignore,
+    /// A call during which a module refused is answered with that refusal,
+    /// whatever it returned or raised, so that main runs it again in its
+    /// fallback: the package went on without its extension, slower and not
+    /// the same (PyYAML without `yaml._yaml` has no `CSafeLoader`), as it
+    /// never would under python.
+    Redo(u64),
+    /// A call that failed is answered with the refusal (main says why it
+    /// cannot fall back) when one happened during it or the function may
+    /// use a refused package (`tainted`).
+    Explain { before: u64, tainted: bool },
+}
+
+/// Runs the job's payload with its resolved function.
 fn run_payload(
     gil: Gil<'_>,
     hooks: &Hooks,
     func: &Obj,
     job: &Job,
     broken: &mut Option<String>,
-    before: u64,
+    on_refusal: OnRefusal,
 ) -> Event {
     let tag = job.reply.tag;
-    let call = |f: &dyn Fn() -> PyResult<Obj>| call(gil, hooks, Some(before), f);
+    let call = |f: &dyn Fn() -> PyResult<Obj>| call(gil, hooks, on_refusal, f);
     match &job.payload {
         Payload::Call { args, kwargs } => Event::Done {
             tag,
@@ -460,10 +486,7 @@ fn run_payload(
             }),
         },
         Payload::Init { args } => {
-            // Not redone elsewhere: a refusal here is no reason to fail.
-            let outcome = self::call(gil, hooks, None, &|| {
-                func.call_tuple(gil, &decode(gil, args)?, None)
-            });
+            let outcome = call(&|| func.call_tuple(gil, &decode(gil, args)?, None));
             if let Outcome::Err(_) | Outcome::Failed(_) = outcome {
                 *broken = Some("the pool's initializer failed in this worker".into());
             }
@@ -472,20 +495,22 @@ fn run_payload(
     }
 }
 
-/// Runs one call and encodes its outcome. With `before` (the count of
-/// refused modules before the job), a call during which a module refused
-/// this interpreter is answered with that refusal, whatever it returned or
-/// raised, so that main runs it again in its fallback: the package went on
-/// without its extension, slower and not the same (PyYAML without
-/// `yaml._yaml` has no `CSafeLoader`), as it never would under python.
+/// Runs one call and encodes its outcome (see [`OnRefusal`]).
 fn call(
     gil: Gil<'_>,
     hooks: &Hooks,
-    before: Option<u64>,
+    on_refusal: OnRefusal,
     f: &dyn Fn() -> PyResult<Obj>,
 ) -> Outcome {
     let result = f();
-    if before.is_some_and(|b| refusals_counted() > b) {
+    let refused = match on_refusal {
+        OnRefusal::Ignore => false,
+        OnRefusal::Redo(before) => refusals_counted() > before,
+        OnRefusal::Explain { before, tainted } => {
+            result.is_err() && (tainted || refusals_counted() > before)
+        }
+    };
+    if refused {
         let cause = match &result {
             Ok(_) => gil.none(),
             Err(err) => err.value().clone(),
