@@ -620,7 +620,8 @@ impl Jobs {
     }
 
     fn next(&self) -> Option<Job> {
-        self.idle.wait(self.id, || self.poll())
+        self.idle
+            .wait(self.id, || self.poll(), || self.shared.len())
     }
 }
 
