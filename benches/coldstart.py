@@ -29,6 +29,9 @@ def main():
             if cls is None:
                 from interpreters_backport.concurrent.futures import InterpreterPoolExecutor as cls
             pool = cls(workers)
+        elif peer == "subinterpreters":
+            from harness import SubinterpreterPool
+            pool = SubinterpreterPool(workers)
         else:
             import multiprocessing as mp
             pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context(peer.split("-")[1]))

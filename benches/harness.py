@@ -35,6 +35,8 @@ def make_pool(peer, workers):
         return cf.ProcessPoolExecutor(workers, mp_context=mp.get_context(peer.split("-")[1]))
     if peer == "interpreters":
         return interpreter_pool_class()(workers)
+    if peer == "subinterpreters":
+        return SubinterpreterPool(workers)
     if peer == "parpy":
         import parpy
         return parpy.Executor(workers)
@@ -48,6 +50,58 @@ def interpreter_pool_class():
     if cls is None:
         from interpreters_backport.concurrent.futures import InterpreterPoolExecutor as cls
     return cls
+
+
+class SubinterpreterPool:
+    """The least pool on ``concurrent.interpreters`` (3.14+) alone: one thread
+    per interpreter, each taking the next task from a queue and running it
+    with ``Interpreter.call``. What a user would write without
+    InterpreterPoolExecutor; submit, map and shutdown are all the benchmarks use."""
+
+    def __init__(self, workers):
+        import queue
+        import threading
+        from concurrent import interpreters
+        self._tasks = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._serve, args=(interpreters.create(),))
+                         for _ in range(workers)]
+        for t in self._threads:
+            t.start()
+
+    def _serve(self, interp):
+        try:
+            while (task := self._tasks.get()) is not None:
+                fut, fn, args = task
+                if fut.set_running_or_notify_cancel():
+                    try:
+                        fut.set_result(interp.call(fn, *args))
+                    except BaseException as exc:
+                        fut.set_exception(exc)
+        finally:
+            interp.close()
+
+    def submit(self, fn, *args):
+        import concurrent.futures as cf
+        fut = cf.Future()
+        self._tasks.put((fut, fn, args))
+        return fut
+
+    def map(self, fn, *iterables):
+        futs = [self.submit(fn, *args) for args in zip(*iterables)]
+        return (f.result() for f in futs)
+
+    def shutdown(self, wait=True):
+        for _ in self._threads:
+            self._tasks.put(None)
+        if wait:
+            for t in self._threads:
+                t.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
 
 
 def warm(pool, workers):

@@ -3,6 +3,7 @@
 
     parpy benches/run.py [--quick] [--python-ft PATH] [--out docs/]
                          [--parpy PATH] [--python PATH] [--only LIST] [--rounds N]
+                         [--peers LIST]
 
 Creates a private venv (benches/.venv) with the reference CPython -- the one
 parpy embeds -- and pip-installs what the peers and the chart need
@@ -48,14 +49,16 @@ CHART = os.path.join(HERE, "chart.py")
 
 BENCHES = ("scaling", "roundtrip", "throughput", "coldstart", "memory", "large")
 PEERS = ("sequential", "threads", "process-spawn", "process-fork", "interpreters",
-         "free-threaded", "parpy")
-REFERENCE_PEERS = ("sequential", "threads", "process-spawn", "process-fork", "interpreters")  # the venv's python
+         "subinterpreters", "free-threaded", "parpy")
+REFERENCE_PEERS = ("sequential", "threads", "process-spawn", "process-fork", "interpreters",
+                   "subinterpreters")  # the venv's python
 LABELS = {
     "sequential": "sequential loop",
     "threads": "ThreadPoolExecutor",
     "process-spawn": "ProcessPoolExecutor (spawn)",
     "process-fork": "ProcessPoolExecutor (fork)",
     "interpreters": "InterpreterPoolExecutor",
+    "subinterpreters": "concurrent.interpreters, a thread each",
     "free-threaded": "free-threaded python, ThreadPoolExecutor",
     "parpy": "parpy",
     "parpy-share": "parpy with parpy.share()",
@@ -91,6 +94,7 @@ MODES = {
 }
 
 PAYLOAD_MB = 100
+KEEP = "<!-- run.py keeps what follows -->"
 # A timing counts as "quiet" when other processes kept fewer CPUs than this
 # busy while it ran (the machine is shared; see harness.measured).
 QUIET = 0.25
@@ -264,6 +268,9 @@ def run_job(peer, spec, timeout=900):
 def discover(args, venv_py, parpy_exe, parpy_why):
     peers = []
     for name in PEERS:
+        if args.peers and name != "sequential" and name not in args.peers:
+            peers.append(Peer(name, None, "not in --peers"))
+            continue
         if name == "free-threaded":
             if not args.python_ft:
                 peers.append(Peer(name, None, "no --python-ft PATH given"))
@@ -1060,6 +1067,14 @@ def write_markdown(path, meta, summary, peers, errors):
               "DIR/benchmarks.md and .png from DIR/benchmarks.json without measuring. The venv lives in "
               "benches/.venv (git-ignored). `bash benches/smoke.sh` is a one-minute smoke check of the suite.")
     md.append("")
+    # Sections written by hand (other Pythons' runs) follow KEEP; a rerun keeps them.
+    try:
+        with open(path) as f:
+            old = f.read()
+        if KEEP in old:
+            md.append(old[old.index(KEEP):].rstrip("\n") + "\n")
+    except OSError:
+        pass
     with open(path, "w") as f:
         f.write("\n".join(md))
 
@@ -1125,6 +1140,8 @@ def main():
     ap.add_argument("--python", metavar="PATH", help="the reference python (default: the one parpy embeds)")
     ap.add_argument("--only", metavar="LIST", help="comma-separated subset of: " + ",".join(BENCHES))
     ap.add_argument("--rounds", type=int, help="override the mode's number of rounds")
+    ap.add_argument("--peers", metavar="LIST", help="comma-separated subset of: " + ",".join(PEERS)
+                    + " (the sequential loop always runs: it is the baseline)")
     ap.add_argument("--render", metavar="DIR", help="only rewrite DIR/benchmarks.md and .png from DIR/benchmarks.json")
     args = ap.parse_args()
     if args.render:
@@ -1139,6 +1156,11 @@ def main():
         bad = [b for b in selected if b not in BENCHES]
         if bad:
             ap.error(f"--only: unknown workload(s) {', '.join(bad)}; choose from {', '.join(BENCHES)}")
+    if args.peers:
+        args.peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+        bad = [p for p in args.peers if p not in PEERS]
+        if bad:
+            ap.error(f"--peers: unknown peer(s) {', '.join(bad)}; choose from {', '.join(PEERS)}")
     mode = "quick" if args.quick else "full"
     cfg = dict(MODES[mode])
     if args.rounds:
