@@ -135,19 +135,45 @@ class _Pure:
         return other
 
 
-class _Blake2:
+class _Immutable(type):
+    """Like the C types: their attributes cannot be set."""
+
+    def __setattr__(cls, name, value):
+        raise TypeError(f"cannot set {name!r} attribute of immutable type "
+                        f"'{cls.__module__}.{cls.__qualname__}'")
+
+
+class _Blake2(metaclass=_Immutable):
     _spec = None
     _openssl = None
 
-    def __init__(self, data=b"", *, digest_size=None, key=b"", salt=b"", person=b"",
-                 fanout=1, depth=1, leaf_size=0, node_offset=0, node_depth=0,
-                 inner_size=0, last_node=False, usedforsecurity=True, string=None):
+    _KEYWORDS = ("digest_size", "key", "salt", "person", "fanout", "depth", "leaf_size",
+                 "node_offset", "node_depth", "inner_size", "last_node", "usedforsecurity")
+
+    def __init__(self, *args, **kwargs):
+        # The argument errors of CPython's generated parser, in its order.
+        name = self.name
+        if len(args) > 1:
+            raise TypeError(f"{name}() takes at most 1 positional argument ({len(args)} given)")
+        if args and "data" in kwargs:
+            raise TypeError(f"argument for {name}() given by name ('data') and position (1)")
+        for k in kwargs:
+            if k not in self._KEYWORDS and k not in ("data", "string"):
+                raise TypeError(f"{name}() got an unexpected keyword argument '{k}'")
+        given = bool(args) or "data" in kwargs
+        data = args[0] if args else kwargs.pop("data", b"")
+        string = kwargs.pop("string", None)
         if string is not None:
-            if data != b"":
+            if given:
                 raise TypeError(
                     "'data' and 'string' are mutually exclusive and support for "
                     "'string' keyword parameter is slated for removal in a future version.")
             data = string
+        self._init(data, **kwargs)
+
+    def _init(self, data, digest_size=None, key=b"", salt=b"", person=b"", fanout=1,
+              depth=1, leaf_size=0, node_offset=0, node_depth=0, inner_size=0,
+              last_node=False, usedforsecurity=True):
         if digest_size is None:
             digest_size = self.MAX_DIGEST_SIZE
         kind = self.name.capitalize()

@@ -14,11 +14,10 @@
 //!
 //! The archive leaves out the HACL* objects that `_md5`, `_sha1`, `_sha2`,
 //! `_sha3` and `_blake2` need (the distribution links them from separate
-//! archives it does not ship). The first four are replaced by stubs that
-//! raise `ImportError`; `hashlib` then takes MD5, SHA-1, SHA-2 and SHA-3 from
-//! OpenSSL (`_hashlib`), as it prefers to anyway. `_blake2` is build/blake2.py,
-//! the same API in Python (OpenSSL for plain hashes), because hashlib has no
-//! other BLAKE2.
+//! archives it does not ship). Those modules are replaced: the first four by
+//! ones that hand out OpenSSL's hashes (`_hashlib`, which hashlib prefers
+//! anyway), `_blake2` by build/blake2.py, the same API in Python (OpenSSL for
+//! plain hashes), because OpenSSL has no keyed or tree BLAKE2.
 //!
 //! Before saying so to cargo, a small C program is linked the same way and
 //! run; if anything is missing, parpy links the shared libpython as before and
@@ -172,7 +171,7 @@ fn try_link(config: &Config, archive: &Path, out: &Path) -> Result<Vec<String>, 
     run(Command::new(&main_exe).args([
         "-I",
         "-c",
-        "import _ctypes, zlib, pyexpat, decimal, _json, _pickle, _datetime, _blake2\n\
+        "import _ctypes, zlib, pyexpat, decimal, _json, _pickle, _datetime, _blake2, _md5, _sha3\n\
          assert _blake2.blake2b(b'', digest_size=8).hexdigest() == 'e4a6a0577479b2b4'",
     ]))?;
     Ok(libs)
@@ -239,27 +238,57 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-/// Init functions for the built-in modules whose HACL* code the archive
-/// leaves out. Defining them here keeps their objects out of the link.
-/// `_blake2` runs build/blake2.py (`BLAKE2_SRC`, prepended by `stubs_source`).
+/// The built-in modules whose HACL* code the archive leaves out, as Python:
+/// the first four hand out OpenSSL's objects (what hashlib prefers anyway),
+/// `_blake2` is build/blake2.py.
+const HASH_MODULES: [(&str, &str); 4] = [
+    (
+        "_md5",
+        "from _hashlib import openssl_md5 as md5\nMD5Type = type(md5())\n_GIL_MINSIZE = 2048\n",
+    ),
+    (
+        "_sha1",
+        "from _hashlib import openssl_sha1 as sha1\nSHA1Type = type(sha1())\n_GIL_MINSIZE = 2048\n",
+    ),
+    (
+        "_sha2",
+        "from _hashlib import (openssl_sha224 as sha224, openssl_sha256 as sha256,\n\
+         \x20   openssl_sha384 as sha384, openssl_sha512 as sha512)\n\
+         SHA224Type = SHA256Type = SHA384Type = SHA512Type = type(sha256())\n\
+         _GIL_MINSIZE = 2048\n",
+    ),
+    (
+        "_sha3",
+        "from _hashlib import (openssl_sha3_224 as sha3_224, openssl_sha3_256 as sha3_256,\n\
+         \x20   openssl_sha3_384 as sha3_384, openssl_sha3_512 as sha3_512,\n\
+         \x20   openssl_shake_128 as shake_128, openssl_shake_256 as shake_256)\n\
+         implementation = 'OpenSSL'\n\
+         _GIL_MINSIZE = 2048\n",
+    ),
+];
+
+/// Init functions for those modules. Defining them here keeps the archive's
+/// objects, which need the missing code, out of the link. Each module runs
+/// its Python source (multi-phase init, so sub-interpreters with their own
+/// GIL can import it).
 const STUBS: &str = r#"
-static PyObject *missing(const char *name)
+static const char *source_of(const char *name)
 {
-    PyErr_Format(PyExc_ImportError,
-                 "No module named '%s': parpy links the distribution's static libpython, "
-                 "which leaves out its HACL* hash code; hashlib uses OpenSSL instead",
-                 name);
-    return NULL;
+    if (strcmp(name, "_md5") == 0) return SRC__md5;
+    if (strcmp(name, "_sha1") == 0) return SRC__sha1;
+    if (strcmp(name, "_sha2") == 0) return SRC__sha2;
+    if (strcmp(name, "_sha3") == 0) return SRC__sha3;
+    return SRC__blake2;
 }
 
-PyMODINIT_FUNC PyInit__md5(void) { return missing("_md5"); }
-PyMODINIT_FUNC PyInit__sha1(void) { return missing("_sha1"); }
-PyMODINIT_FUNC PyInit__sha2(void) { return missing("_sha2"); }
-PyMODINIT_FUNC PyInit__sha3(void) { return missing("_sha3"); }
-
-static int blake2_exec(PyObject *module)
+static int exec_source(PyObject *module)
 {
-    PyObject *code = Py_CompileString(BLAKE2_SRC, "<parpy _blake2>", Py_file_input);
+    const char *name = PyModule_GetName(module);
+    if (name == NULL)
+        return -1;
+    char filename[64];
+    snprintf(filename, sizeof filename, "<parpy %s>", name);
+    PyObject *code = Py_CompileString(source_of(name), filename, Py_file_input);
     if (code == NULL)
         return -1;
     PyObject *dict = PyModule_GetDict(module);
@@ -271,31 +300,47 @@ static int blake2_exec(PyObject *module)
     return 0;
 }
 
-static PyModuleDef_Slot blake2_slots[] = {
-    {Py_mod_exec, blake2_exec},
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, exec_source},
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
     {0, NULL},
 };
 
-static struct PyModuleDef blake2_def = {
-    PyModuleDef_HEAD_INIT, "_blake2", NULL, 0, NULL, blake2_slots,
-};
+#define HASH_MODULE(NAME)                                                   \
+    static struct PyModuleDef def_##NAME = {                                \
+        PyModuleDef_HEAD_INIT, #NAME, NULL, 0, NULL, slots,                 \
+    };                                                                      \
+    PyMODINIT_FUNC PyInit_##NAME(void) { return PyModuleDef_Init(&def_##NAME); }
 
-PyMODINIT_FUNC PyInit__blake2(void) { return PyModuleDef_Init(&blake2_def); }
+HASH_MODULE(_md5)
+HASH_MODULE(_sha1)
+HASH_MODULE(_sha2)
+HASH_MODULE(_sha3)
+HASH_MODULE(_blake2)
 "#;
 
-/// The stubs' C source: Python.h, build/blake2.py as a C string, `STUBS`.
-fn stubs_source() -> Result<String, String> {
-    println!("cargo:rerun-if-changed=build/blake2.py");
-    let py = std::fs::read("build/blake2.py").map_err(|e| format!("build/blake2.py: {e}"))?;
-    let mut c = String::from("#include <Python.h>\n\nstatic const char BLAKE2_SRC[] = {");
-    for (i, b) in py.iter().enumerate() {
+/// `bytes` as a C string constant `name`.
+fn c_string(name: &str, bytes: &[u8]) -> String {
+    let mut c = format!("static const char {name}[] = {{");
+    for (i, b) in bytes.iter().enumerate() {
         if i % 16 == 0 {
             c.push_str("\n   ");
         }
         c.push_str(&format!(" {b},"));
     }
     c.push_str(" 0\n};\n");
+    c
+}
+
+/// The stubs' C source: the modules' Python sources as C strings, then `STUBS`.
+fn stubs_source() -> Result<String, String> {
+    println!("cargo:rerun-if-changed=build/blake2.py");
+    let py = std::fs::read("build/blake2.py").map_err(|e| format!("build/blake2.py: {e}"))?;
+    let mut c = String::from("#include <Python.h>\n#include <string.h>\n\n");
+    c.push_str(&c_string("SRC__blake2", &py));
+    for (name, src) in HASH_MODULES {
+        c.push_str(&c_string(&format!("SRC_{name}"), src.as_bytes()));
+    }
     c.push_str(STUBS);
     Ok(c)
 }

@@ -39,6 +39,9 @@ for name in ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha3_256", 
     print(name, hashlib.new(name, data).hexdigest())
 print(hashlib.shake_128(data).hexdigest(20), hashlib.shake_256(data).hexdigest(20))
 print(sorted(hashlib.algorithms_guaranteed))
+import _md5, _sha1, _sha2, _sha3
+print(_md5.md5(data).hexdigest(), _sha1.sha1(data).hexdigest(), _sha2.sha384(data).hexdigest())
+print(_sha3.sha3_224(data).hexdigest(), _sha3.shake_256(data).hexdigest(8), _md5.md5().name)
 "#;
 
 #[test]
