@@ -329,17 +329,24 @@ fn distribution_tarball_and_deb_run_parallel_scripts_without_python() {
     let stdlib = top.join(lib_python());
     for p in [
         parpy.clone(),
-        top.join(format!(
-            "lib/libpython{}{}.so.1.0",
-            py_version().0,
-            py_version().1
-        )),
         top.join("lib/parpy/parpy-bundle-stub"),
         stdlib.join("os.py"),
         stdlib.join("json/__init__.py"),
     ] {
         assert!(p.is_file(), "{} missing", p.display());
     }
+    // libpython ships beside parpy unless parpy carries a static one.
+    let libpython = top.join(format!(
+        "lib/libpython{}{}.so.1.0",
+        py_version().0,
+        py_version().1
+    ));
+    assert_eq!(
+        libpython.is_file(),
+        env!("PARPY_LIBPYTHON_LINK") != "static",
+        "{}",
+        libpython.display()
+    );
     assert!(stdlib.join("lib-dynload").is_dir());
     assert!(!stdlib.join("test").exists(), "the test suite was shipped");
     assert!(!stdlib.join("idlelib/idle_test").exists());
