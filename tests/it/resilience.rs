@@ -394,3 +394,19 @@ fn an_address_space_limit_is_a_clear_error_never_a_crash() {
         }
     }
 }
+
+#[test]
+fn submit_from_atexit_to_an_unused_executor_is_refused_cleanly() {
+    let o = Run::parpy()
+        .arg(script("atexit_unused.py"))
+        .timeout(Duration::from_secs(30))
+        .run();
+    assert_eq!(
+        ok(&o),
+        "main done\nunused executor: cannot schedule new futures after interpreter shutdown\n\
+         new executor: cannot schedule new futures after interpreter shutdown\n",
+        "{}",
+        o.stderr
+    );
+    assert_eq!(o.stderr, "");
+}

@@ -1169,6 +1169,23 @@ _finalizing = False
 _default = None
 
 
+_in_entry_point = False  # `__parallel__` runs (at exit, before atexit handlers)
+
+
+def _too_late():
+    """Whether no pool may start now: parpy's atexit hook already ran, or
+    the interpreter is exiting and the hook is not registered yet (atexit
+    handlers registered while they run are never called, so the pool's
+    workers would outlive it and CPython would end their interpreters under
+    them). ``concurrent.futures`` refuses the same way."""
+    if _finalizing:
+        return True
+    if _collector is not None or _in_entry_point:
+        return False
+    threading = _sys.modules.get("threading")
+    return bool(getattr(threading, "_SHUTTING_DOWN", False)) or _sys.is_finalizing()
+
+
 def _first_pool():
     """Once, before the first worker starts. What can wait until the workers
     are starting is in :func:`_first_pool_rest`."""
@@ -1444,7 +1461,7 @@ def _define_pool():
         def _start(self):
             if _IN_WORKER or _IN_FALLBACK:
                 return None
-            if _finalizing:
+            if _too_late():
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
             with self._lock:
                 if self._shutdown:
@@ -1966,6 +1983,8 @@ def _run_entry_point():
         return
     if not _body_returned:
         return  # the body raised or called sys.exit(): python would just exit
+    global _in_entry_point
+    _in_entry_point = True
     try:
         results = spmd(entry)
         gather = main.__dict__.get("__gather__")
