@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 
 use crate::ffi::module::NativeFn;
 use crate::ffi::{ExcKind, Gil, Kind, Obj, PyErr, PyResult};
-use crate::runtime::{self, Event, FuncRef, Job, Outcome, Payload, Pool, Reply};
+use crate::runtime::{self, Event, FuncRef, Job, Outcome, Payload, Pool, Reply, TaskState};
 use crate::transfer::{Lender, Value, decode, encode};
 
 /// The functions, in the order they are added to the module.
@@ -19,6 +19,7 @@ pub(super) static FUNCTIONS: &[NativeFn] = &[
     NativeFn::new(c"_worker_unraisable", worker_unraisable),
     NativeFn::new(c"_next_id", next_id),
     NativeFn::new(c"_cancel", cancel),
+    NativeFn::new(c"_task_started", task_started),
     NativeFn::new(c"_interrupt_all", interrupt_all),
     NativeFn::new(c"_default_workers", default_workers),
     NativeFn::new(c"_fallback_mode", fallback_mode),
@@ -62,8 +63,8 @@ fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
 static POOLS: Mutex<Option<HashMap<u64, Arc<Pool>>>> = Mutex::new(None);
 static FUNCS: Mutex<Option<HashMap<u64, Arc<FuncRef>>>> = Mutex::new(None);
 static CALLS: Mutex<Option<HashMap<u64, Call>>> = Mutex::new(None);
-/// Cancel flags of submitted futures, by future tag, until their outcome arrives.
-static FUTURES: Mutex<Option<HashMap<u64, Arc<AtomicBool>>>> = Mutex::new(None);
+/// States of submitted futures' jobs, by future tag, until their outcome arrives.
+static FUTURES: Mutex<Option<HashMap<u64, Arc<TaskState>>>> = Mutex::new(None);
 
 /// A running `map` or `spmd`: its own event channel, cancel flag and pool.
 struct Call {
@@ -353,16 +354,27 @@ fn next_id(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
     gil.int(runtime::next_id() as i64)
 }
 
-/// `_cancel(pool, tag)`: a future's job is skipped if not started, interrupted if running.
+/// `_cancel(pool, tag) -> bool`: cancels a future's job unless a worker has
+/// started it (as `concurrent.futures` does, a running task is left to
+/// finish). False when it has started, or its outcome is already on its way.
 fn cancel(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
-    let (pid, tag) = (arg_u64(gil, args, 0)?, arg_u64(gil, args, 1)?);
-    if let Some(flag) = lock(&FUTURES).get_or_insert_with(HashMap::new).get(&tag) {
-        flag.store(true, Ordering::SeqCst);
-    }
-    if let Ok(p) = pool(gil, pid) {
-        p.interrupt(tag);
-    }
-    Ok(gil.none())
+    let tag = arg_u64(gil, args, 1)?;
+    let state = lock(&FUTURES)
+        .get_or_insert_with(HashMap::new)
+        .get(&tag)
+        .cloned();
+    Ok(gil.bool(state.is_some_and(|s| s.cancel())))
+}
+
+/// `_task_started(tag) -> bool`: whether a worker has started a future's job
+/// (and its outcome has not arrived yet).
+fn task_started(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let tag = arg_u64(gil, args, 0)?;
+    let state = lock(&FUTURES)
+        .get_or_insert_with(HashMap::new)
+        .get(&tag)
+        .cloned();
+    Ok(gil.bool(state.is_some_and(|s| s.started())))
 }
 
 /// `_interrupt_all()`: Ctrl-C: every pending job is cancelled, every running one interrupted.
@@ -371,8 +383,8 @@ fn interrupt_all(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
     for call in lock(&CALLS).get_or_insert_with(HashMap::new).values() {
         call.cancel.store(true, Ordering::SeqCst);
     }
-    for flag in lock(&FUTURES).get_or_insert_with(HashMap::new).values() {
-        flag.store(true, Ordering::SeqCst);
+    for state in lock(&FUTURES).get_or_insert_with(HashMap::new).values() {
+        state.cancel();
     }
     for p in &pools {
         p.cancel_pending();
@@ -486,11 +498,17 @@ fn pool_init(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     Ok(arg(gil, args, 4)?.clone())
 }
 
-/// `_pool_shutdown(pool, wait, cancel_pending)`.
+/// `_pool_shutdown(pool, wait, cancel_pending, stop_running)`: with
+/// `cancel_pending`, jobs not started are answered as cancelled; with
+/// `stop_running` (`terminate_workers()`), running ones are interrupted.
 fn pool_shutdown(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let id = arg_u64(gil, args, 0)?;
     let wait = arg(gil, args, 1)?.is_true(gil)?;
     let cancel = arg(gil, args, 2)?.is_true(gil)?;
+    let stop = match args.get(3) {
+        Some(o) => o.is_true(gil)?,
+        None => false,
+    };
     let p = lock(&POOLS)
         .get_or_insert_with(HashMap::new)
         .get(&id)
@@ -498,6 +516,8 @@ fn pool_shutdown(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     if let Some(p) = p {
         if cancel {
             p.cancel_pending();
+        }
+        if stop {
             p.interrupt(0);
         }
         p.close();
@@ -510,14 +530,16 @@ fn pool_shutdown(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
 }
 
 /// Waits for a closed pool's workers without the GIL, running signal
-/// handlers every 50 ms (a second Ctrl-C can end a stuck shutdown). After a
-/// second, says once on stderr what it is waiting for.
+/// handlers every 50 ms (a second Ctrl-C can end a stuck shutdown). Says once
+/// on stderr what it waits for, after a second, when a task ignored an
+/// interrupt (or always, with `PARPY_VERBOSE=1`): a correct program that just
+/// waits for its tasks prints nothing of parpy's, as with `concurrent.futures`.
 fn wait_for_workers(gil: Gil<'_>, p: &Pool) -> PyResult<()> {
     let start = Instant::now();
     let mut told = false;
     while !gil.allow_threads(|| p.wait_exited(Duration::from_millis(50))) {
         gil.check_signals()?;
-        if !told && start.elapsed() > Duration::from_secs(1) {
+        if !told && start.elapsed() > Duration::from_secs(1) && (p.has_stuck() || verbose()) {
             told = true;
             eprintln!(
                 "parpy: waiting for running tasks to finish (a task stuck in C code cannot be interrupted); press Ctrl-C to quit now"
@@ -525,6 +547,11 @@ fn wait_for_workers(gil: Gil<'_>, p: &Pool) -> PyResult<()> {
         }
     }
     Ok(())
+}
+
+/// `PARPY_VERBOSE` set to anything but empty or `0`.
+fn verbose() -> bool {
+    std::env::var_os("PARPY_VERBOSE").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// `_pool_shutdown_all()`: at exit, ends every pool and joins its threads.
@@ -548,7 +575,7 @@ fn submit(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let call_args = encode_args(gil, &mut lender, arg(gil, args, 3)?)?;
     let kwargs = encode_kwargs(gil, &mut lender, arg(gil, args, 4)?)?;
     let tag = arg_u64(gil, args, 5)?;
-    let flag = Arc::new(AtomicBool::new(false));
+    let state = Arc::new(TaskState::default());
     let job = Job::new(
         tag,
         f,
@@ -560,11 +587,12 @@ fn submit(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
             tx: futures_channel().0.clone(),
             tag,
         },
-        Some(Arc::clone(&flag)),
-    );
+        None,
+    )
+    .with_task(Arc::clone(&state));
     lock(&FUTURES)
         .get_or_insert_with(HashMap::new)
-        .insert(tag, flag);
+        .insert(tag, state);
     if let Err(e) = p.submit(job) {
         lock(&FUTURES).get_or_insert_with(HashMap::new).remove(&tag);
         return Err(pool_err(gil, e));

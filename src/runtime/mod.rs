@@ -13,7 +13,7 @@ mod worker;
 
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use crossbeam_channel::Sender;
 
@@ -93,6 +93,54 @@ pub struct Job {
     /// Set when the caller no longer wants the result; checked before running.
     pub cancel: Option<Arc<AtomicBool>>,
     answered: bool,
+    /// A future's own state (submit only): whether it was cancelled, or
+    /// has started, decided once by whichever side gets there first.
+    pub task: Option<Arc<TaskState>>,
+}
+
+/// Whether a future's job is pending, cancelled or started: one atomic
+/// both sides race on, so that `Future.cancel()` and a worker taking the job
+/// agree, as `concurrent.futures` requires (a started future cannot be
+/// cancelled). Set by the worker without a message to main: `running()`
+/// reads it when asked.
+#[derive(Debug, Default)]
+pub struct TaskState(AtomicU8);
+
+impl TaskState {
+    const PENDING: u8 = 0;
+    const CANCELLED: u8 = 1;
+    const STARTED: u8 = 2;
+
+    /// Worker side: marks the job started; false if it was cancelled first.
+    pub fn start(&self) -> bool {
+        self.0
+            .compare_exchange(
+                Self::PENDING,
+                Self::STARTED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .map_or_else(|now| now == Self::STARTED, |_| true)
+    }
+
+    /// Caller side: cancels the job unless it has started; true if it is
+    /// (now or already) cancelled.
+    pub fn cancel(&self) -> bool {
+        match self.0.compare_exchange(
+            Self::PENDING,
+            Self::CANCELLED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => true,
+            Err(now) => now == Self::CANCELLED,
+        }
+    }
+
+    /// Whether a worker has started the job.
+    pub fn started(&self) -> bool {
+        self.0.load(Ordering::Acquire) == Self::STARTED
+    }
 }
 
 /// What a job dropped unanswered reports.
@@ -114,7 +162,14 @@ impl Job {
             reply,
             cancel,
             answered: false,
+            task: None,
         }
+    }
+
+    /// The job of a future, with the state its worker and `cancel()` share.
+    pub fn with_task(mut self, task: Arc<TaskState>) -> Job {
+        self.task = Some(task);
+        self
     }
 
     /// Sends `event` (this job's answer) to its caller. The payload, which

@@ -103,6 +103,9 @@ pub struct Pool {
     exited_tx: Sender<usize>,
     exited: Receiver<usize>,
     closed: AtomicBool,
+    /// Set when a job went on running after it was interrupted (it is
+    /// stuck in C code, or ignores `KeyboardInterrupt`).
+    stuck: AtomicBool,
     /// How idle workers wait, and how submitters wake them.
     idle: Arc<Idle>,
 }
@@ -126,6 +129,7 @@ impl Pool {
             exited_tx,
             exited,
             closed: AtomicBool::new(false),
+            stuck: AtomicBool::new(false),
             idle: Arc::default(),
         });
         for id in 0..size {
@@ -250,6 +254,7 @@ impl Pool {
                 let Some(pool) = me.upgrade() else { return };
                 for (i, ctl, g) in hit {
                     if ctl.running.load(Ordering::SeqCst) == g {
+                        pool.stuck.store(true, Ordering::SeqCst);
                         pool.replace(i, &ctl);
                     }
                 }
@@ -310,6 +315,12 @@ impl Pool {
         if wait {
             while !self.wait_exited(Duration::from_secs(3600)) {}
         }
+    }
+
+    /// Whether a job went on running after it was interrupted, for longer
+    /// than it takes Python code to stop.
+    pub fn has_stuck(&self) -> bool {
+        self.stuck.load(Ordering::SeqCst)
     }
 
     /// Whether `shutdown` was called.

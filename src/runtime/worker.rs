@@ -244,6 +244,7 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) -> Result<(), String> {
             .cancel
             .as_ref()
             .is_some_and(|c| c.load(Ordering::Relaxed))
+            || job.task.as_ref().is_some_and(|t| !t.start())
         {
             let ev = cancelled(&job);
             job.answer(ev);
@@ -526,7 +527,7 @@ fn call(
             Ok(v) => Outcome::Ok(v),
             Err(e) => {
                 let ty = result.type_name(gil);
-                pack(gil, hooks, e.into_type_error(gil, "the result", &ty))
+                pack(gil, hooks, e.into_original(gil, "the result", &ty))
             }
         },
         Err(err) => pack(gil, hooks, err),

@@ -216,8 +216,13 @@ fn decode_all(gil: Gil<'_>, items: &[Value]) -> PyResult<Vec<Obj>> {
 impl EncodeError {
     /// A `TypeError` saying that `what` (e.g. "argument 2") of type
     /// `type_name` cannot travel, chained from the underlying error.
+    /// A `BaseException` that is no `Exception` (`SystemExit`,
+    /// `KeyboardInterrupt` raised while pickling) is returned as it is.
     pub fn into_type_error(self, gil: Gil<'_>, what: &str, type_name: &str) -> PyErr {
         let cause = self.0;
+        if !is_exception(gil, cause.value()) {
+            return cause;
+        }
         let why = cause
             .value()
             .str(gil)
@@ -236,4 +241,37 @@ impl EncodeError {
         let _ = err.value().setattr(gil, c"__cause__", cause.value());
         err
     }
+}
+
+impl EncodeError {
+    /// The error itself, as `concurrent.futures` raises a result's pickling
+    /// error: same type and message, with a note (an `Exception`'s only)
+    /// saying that `what` of type `type_name` could not be sent.
+    pub fn into_original(self, gil: Gil<'_>, what: &str, type_name: &str) -> PyErr {
+        let cause = self.0;
+        if is_exception(gil, cause.value()) {
+            let note = format!(
+                "parpy: {what} of type '{type_name}' could not be sent between interpreters"
+            );
+            if let Ok(add) = cause.value().getattr(gil, c"add_note")
+                && let Ok(note) = gil.str(&note)
+            {
+                let _ = add.call(gil, &[&note]);
+            }
+        }
+        cause
+    }
+}
+
+/// Whether `exc` is an `Exception` (not only a `BaseException`).
+fn is_exception(gil: Gil<'_>, exc: &Obj) -> bool {
+    let check = || -> PyResult<bool> {
+        let builtins = gil.import("builtins")?;
+        let class = builtins.getattr(gil, c"Exception")?;
+        builtins
+            .getattr(gil, c"isinstance")?
+            .call(gil, &[exc, &class])?
+            .is_true(gil)
+    };
+    check().unwrap_or(true)
 }

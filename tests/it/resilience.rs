@@ -92,8 +92,9 @@ fn running_tasks_can_be_stopped() {
     let o = Run::parpy().arg(script("stop_tasks.py")).run();
     assert_eq!(
         ok(&o),
-        "cancel stops a running task: True\nmap timeout: TimeoutError\nworkers free after the timeout: True\n\
-         result timeout: TimeoutError\nshutdown(cancel_futures=True) fast: True True\n",
+        "a running task is not cancelled: False True False\nmap timeout: TimeoutError\n\
+         worker free after the timeout: True\nresult timeout: TimeoutError\n\
+         terminate_workers(): ['BrokenWorker', 'BrokenWorker'] True\nfast: True\n",
         "{}",
         o.stderr
     );
@@ -109,7 +110,7 @@ sys.exit in a task: SystemExit 3
 fork: RuntimeError: fork not supported for isolated subinterpreters
 signal: ValueError: signal only works in main thread of the main interpreter
 100,000-deep argument: TypeError
-100,000-deep result: TypeError: parpy: the result of type 'list' cannot be sent between interpreters (
+100,000-deep result: RecursionError: maximum recursion depth exceeded while pickling an object
 1,000-deep round trip: True
 threads in a task: 499500
 sys.path and cwd: [3, 6] True
@@ -164,7 +165,7 @@ fn a_worker_stuck_in_c_code_is_replaced() {
     let o = Run::parpy().arg(script("stuck.py")).run();
     assert_eq!(
         ok(&o),
-        "cancelled: True\nreplacement answers: 5 True\n",
+        "timed out\nreplacement answers: 5 True\n",
         "{}",
         o.stderr
     );
@@ -184,7 +185,7 @@ fn large_arguments_of_cancelled_stuck_and_uncollected_jobs_are_safe() {
     assert_eq!(
         ok(&o),
         "cancelled before running: [True, True]\nbusy: 20971520 rest: [20971520, 20971520]\n\
-         first of an abandoned map: 7\nstuck cancelled: True\nreplacement answers: 7\n\
+         first of an abandoned map: 7\nstuck map timed out\nreplacement answers: 7\n\
          all loans released: True\ndone\n",
         "{}",
         o.stderr
@@ -246,9 +247,11 @@ fn tasks_waiting_in_a_parpy_queue_can_be_stopped() {
         .run();
     assert_eq!(
         ok(&o),
-        "cancel get: True cancel put: True\nworkers answer: [1, 2, 3, 4]\n\
-         map timeout: TimeoutError\nworkers answer: [5, 6]\nall stopped fast: True\n\
-         cancel at the end: True\n",
+        "map timeout (get): TimeoutError\nworkers answer: [1, 2, 3, 4]\n\
+         map timeout (put): TimeoutError\nworkers answer: [5, 6]\n\
+         cancel running get: False put: False\n\
+         terminate_workers: BrokenWorker BrokenWorker\nall stopped fast: True\n\
+         terminated at the end\n",
         "{}",
         o.stderr
     );

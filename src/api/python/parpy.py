@@ -696,8 +696,24 @@ def _unpack_exc(packed):
     return exc
 
 
-class BrokenWorker(RuntimeError):
-    """parpy could not run a task (for example a worker failed to start)."""
+_BrokenWorker = None
+
+
+def _broken_worker():
+    """``parpy.BrokenWorker``, a ``concurrent.futures.BrokenExecutor``
+    (made at first use: concurrent.futures is a 20 ms import)."""
+    global _BrokenWorker
+    if _BrokenWorker is None:
+        from concurrent.futures import BrokenExecutor
+
+        class BrokenWorker(BrokenExecutor):
+            """parpy could not run a task: a worker failed to start, the
+            pool's initializer failed, or the task was stopped by
+            ``terminate_workers()``."""
+
+        BrokenWorker.__module__ = "parpy"
+        _BrokenWorker = BrokenWorker
+    return _BrokenWorker
 
 
 def _outcome(status, payload):
@@ -707,7 +723,7 @@ def _outcome(status, payload):
     if status == 1:
         return False, _unpack_exc(payload)
     if status == 2:
-        return False, BrokenWorker("parpy: " + payload)
+        return False, _broken_worker()("parpy: " + payload)
     if status == 3:
         import concurrent.futures
         return False, concurrent.futures.CancelledError()
@@ -828,6 +844,9 @@ def _worker_setup(wid, size, cfg):
         _sys.stdin = _worker_stdin = open(os.devnull)
     except OSError:
         _sys.stdin = None
+    if cfg.get("authkey") is not None:
+        from multiprocessing import process
+        process.current_process().authkey = cfg["authkey"]
     _load_main(cfg)
 
 
@@ -1325,11 +1344,15 @@ def _settle(fut, status, payload):
             _chain(_fallback().submit(spec, args, kwargs), fut)
             return
     ok, value = _outcome(status, payload)
+    if (status == 1 and _stopped_pools and type(value) is KeyboardInterrupt
+            and getattr(fut, "_parpy_job", (None,))[0] in _stopped_pools):
+        value = _broken_worker()("parpy: the task was stopped by terminate_workers() or kill_workers()")
     try:
         if ok:
             fut.set_result(value)
         elif status == 3:
-            fut.cancel()
+            fut = _materialize(fut)
+            getattr(fut, "_cancelled_now", fut.cancel)()
         else:
             fut.set_exception(value)
     except Exception:
@@ -1381,7 +1404,21 @@ def _worker_config():
         "argv": list(_sys.argv),
         "script": script,
         "module": None if script is not None else _main_module_name(),
+        "authkey": _mp_authkey(),
     }
+
+
+def _mp_authkey():
+    """Main's ``multiprocessing`` authkey, if main uses multiprocessing:
+    workers take it, as a process pool's children inherit it, so that
+    ``multiprocessing.Manager()`` proxies passed to tasks can connect."""
+    process = _sys.modules.get("multiprocessing.process")
+    if process is None:
+        return None
+    try:
+        return bytes(process.current_process().authkey)
+    except Exception:
+        return None
 
 
 def _default_executor():
@@ -1444,7 +1481,9 @@ def _define_pool():
     class _Pool:
         """A pool of own-GIL sub-interpreters (see :class:`Executor`)."""
 
-        def __init__(self, max_workers=None, initializer=None, initargs=()):
+        def __init__(self, max_workers=None, mp_context=None, initializer=None, initargs=()):
+            # mp_context: accepted as ProcessPoolExecutor accepts it, and
+            # unused: workers are sub-interpreters, never processes.
             if max_workers is None:
                 max_workers = _default_workers()
             elif not isinstance(max_workers, int) or max_workers <= 0:
@@ -1456,6 +1495,7 @@ def _define_pool():
             self._initargs = tuple(initargs)
             self._pool = None
             self._shutdown = False
+            self._broken = False
             self._lock = threading.Lock()
 
         def _start(self):
@@ -1464,6 +1504,8 @@ def _define_pool():
             if _too_late():
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
             with self._lock:
+                if self._broken:
+                    raise _broken_worker()(self._broken)
                 if self._shutdown:
                     raise RuntimeError("cannot schedule new futures after shutdown")
                 if self._pool is None:
@@ -1473,16 +1515,18 @@ def _define_pool():
                     _live.add(self)
                     if self._initializer is not None:
                         import concurrent.futures as cf
+                        import weakref
                         fid, spec = _func_spec(self._initializer)
+                        report = _init_failure_reporter(weakref.ref(self), self._pool)
                         for tag in _pool_init(self._pool, fid, spec, self._initargs, _new_tags(self._max_workers)):
                             fut = cf.Future()
-                            fut.add_done_callback(_report_init_failure)
+                            fut.add_done_callback(report)
                             _pending[tag] = fut
                 return self._pool
 
         def submit(self, fn, /, *args, **kwargs):
             pool = self._pool
-            if pool is None or self._shutdown or _finalizing:
+            if pool is None or self._shutdown or self._broken or _finalizing:
                 pool = self._start()
                 if pool is None:
                     return _Inline().submit(fn, *args, **kwargs)
@@ -1506,18 +1550,59 @@ def _define_pool():
 
         submit.__doc__ = """Run ``fn(*args, **kwargs)`` on the pool; returns a Future."""
 
-        def map(self, fn, *iterables, timeout=None, chunksize=1):
+        def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
             """Like ``concurrent.futures.Executor.map``: all calls are queued
-            now; results come back in input order."""
+            now; results come back in input order. With ``buffersize`` (as in
+            Python 3.14), at most ``buffersize * chunksize`` calls are queued
+            or unread at a time, and the input is read only that far ahead."""
+            if buffersize is not None:
+                if not isinstance(buffersize, int):
+                    raise TypeError("buffersize must be an integer or None")
+                if buffersize < 1:
+                    raise ValueError("buffersize must be None or > 0")
+                _check_chunksize(chunksize)
+                return self._map_buffered(fn, iterables, timeout, buffersize * (chunksize or 1))
             return self._map(fn, iterables, chunksize, timeout, ordered=True)
+
+        def _map_buffered(self, fn, iterables, timeout, window):
+            """``map`` with a bounded window, one future per call, as the
+            standard library's: the input is consumed as results are read."""
+            import collections
+            import itertools
+            import weakref
+            end = None if timeout is None else time.monotonic() + timeout
+            args = zip(*iterables)
+            fs = collections.deque(self.submit(fn, *a) for a in itertools.islice(args, window))
+            me = weakref.ref(self)
+
+            def results():
+                try:
+                    while fs:
+                        ex = me()
+                        if ex is not None:
+                            nxt = next(args, None)
+                            if nxt is not None:
+                                fs.append(ex.submit(fn, *nxt))
+                        del ex
+                        fut = fs.popleft()
+                        left = None if end is None else end - time.monotonic()
+                        try:
+                            yield fut.result(left)
+                        finally:
+                            del fut
+                finally:
+                    for f in fs:
+                        f.cancel()
+
+            return results()
 
         def _map(self, fn, iterables, chunksize, timeout, ordered, chunks=False):
             """The results of ``fn`` over ``iterables``: an iterator of values,
             or with ``chunks``, of lists of consecutive values."""
             _check_chunksize(chunksize)
-            if not iterables:
-                raise TypeError("map() must have at least one iterable")
             pool = self._start()
+            if not iterables:
+                return iter(())  # zip() of nothing, as in concurrent.futures
             if pool is None:
                 return _Inline()._map(fn, iterables, chunksize, timeout, chunks=chunks)
             if len(iterables) == 1:
@@ -1580,6 +1665,13 @@ def _define_pool():
             return results
 
         def shutdown(self, wait=True, *, cancel_futures=False):
+            self._shutdown_pool(wait, cancel_futures, stop=False)
+
+        shutdown.__doc__ = """Stop accepting work; with ``wait``, wait for the workers to end.
+            ``cancel_futures=True`` cancels the tasks that have not started;
+            running ones finish, as in ``concurrent.futures``."""
+
+        def _shutdown_pool(self, wait, cancel_futures, stop):
             with self._lock:
                 self._shutdown = True
                 pool = self._pool
@@ -1588,12 +1680,30 @@ def _define_pool():
                     for fut in list(_pending.values()):
                         if getattr(fut, "_parpy_job", (None,))[0] == pool:
                             fut.cancel()
-                _pool_shutdown(pool, wait, cancel_futures)
+                if stop:
+                    _stopped_pools.add(pool)
+                _pool_shutdown(pool, wait, cancel_futures, stop)
                 if wait:
                     _live.discard(self)
 
-        shutdown.__doc__ = """Stop accepting work; with ``wait``, wait for the workers to end.
-            ``cancel_futures=True`` cancels pending tasks and stops running ones."""
+        def terminate_workers(self):
+            """As ``ProcessPoolExecutor.terminate_workers()`` (Python 3.14):
+            shuts the pool down at once, cancels the tasks that have not
+            started and stops the running ones. Workers are sub-interpreters,
+            which no signal can end: a running task gets ``KeyboardInterrupt``
+            (its future then fails with ``parpy.BrokenWorker``), and a task
+            stuck in C code ends when that call returns."""
+            self._force_shutdown("terminate")
+
+        def kill_workers(self):
+            """As ``ProcessPoolExecutor.kill_workers()`` (Python 3.14); for
+            sub-interpreters the same as :meth:`terminate_workers`."""
+            self._force_shutdown("kill")
+
+        def _force_shutdown(self, operation):
+            if operation not in ("terminate", "kill"):
+                raise ValueError(f"Unsupported operation: {operation!r}")
+            self._shutdown_pool(False, True, stop=True)
 
         def __enter__(self):
             return self
@@ -1745,6 +1855,7 @@ def _define_pool():
 
 
 _future_cls = None
+_stopped_pools = set()  # pools whose running tasks terminate_workers() stopped
 
 
 def _future_class():
@@ -1754,7 +1865,7 @@ def _future_class():
         import concurrent.futures as cf
         import threading
         from concurrent.futures import _base
-        pending, finished = _base.PENDING, _base.FINISHED
+        pending, running, finished = _base.PENDING, _base.RUNNING, _base.FINISHED
         final = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, finished)
 
         class _Future(cf.Future):
@@ -1827,13 +1938,36 @@ def _future_class():
                     return self._exception
                 return super().exception(0 if self._state == pending else timeout)
 
+            def running(self):
+                # A worker marks the job started in memory both sides share;
+                # asking is cheaper than a message per task.
+                if self._state == pending and self._parpy_job[0] is not None and _task_started(self._parpy_job[1]):
+                    self._mark_running()
+                return self._state == running
+
+            def _mark_running(self):
+                with _lazy_lock:
+                    if self._state == pending:
+                        self._state = running
+
             def cancel(self):
-                if self.done():
-                    return self.cancelled()
-                if not super().cancel():
+                """As ``concurrent.futures``: a task that has started cannot be
+                cancelled (False); it runs to its end."""
+                if self._state in final:
+                    return self._state != finished
+                if self._state == running:
                     return False
-                _cancel(*self._parpy_job)
-                self._parpy_call = None
+                if self._parpy_job[0] is not None and not _cancel(*self._parpy_job):
+                    self._mark_running()  # started, or its outcome is on its way
+                    return False
+                return self._cancelled_now()
+
+            def _cancelled_now(self):
+                """Marks the future cancelled (its job will not run) and notifies."""
+                if self._state in final:
+                    return self._state != finished
+                if not super().cancel():
+                    return self.cancelled()
                 self.set_running_or_notify_cancel()
                 return True
 
@@ -1922,12 +2056,29 @@ def _materialize(fut):
     return fut
 
 
-def _report_init_failure(fut):
-    exc = fut.exception()
-    if exc is not None:
-        import traceback
-        print("parpy: the pool's initializer failed in a worker:", file=_sys.stderr)
-        traceback.print_exception(exc, file=_sys.stderr)
+def _init_failure_reporter(executor_ref, pool):
+    """The done-callback of an initializer's run in one worker. A failure
+    is logged as ``concurrent.futures`` logs it, breaks the executor, and
+    fails its pending futures with ``parpy.BrokenWorker``."""
+    def report(fut):
+        exc = fut.exception()
+        if exc is None:
+            return
+        from concurrent.futures import _base
+        _base.LOGGER.critical("Exception in initializer:", exc_info=exc)
+        ex = executor_ref()
+        if ex is None or ex._broken:
+            return
+        ex._broken = "A worker's initializer failed, the parpy pool is not usable anymore"
+        broken = _broken_worker()
+        for tag, f in list(_pending.items()):
+            if getattr(f, "_parpy_job", (None,))[0] == pool and _cancel(pool, tag):
+                _pending.pop(tag, None)
+                try:
+                    _materialize(f).set_exception(broken(ex._broken))
+                except Exception:
+                    pass
+    return report
 
 
 def _new_tag():
@@ -1951,6 +2102,8 @@ def _pool_class():
 
 def __getattr__(name):
     global _Executor
+    if name == "BrokenWorker":
+        return _broken_worker()
     if name == "Executor":
         if _Executor is None:
             import concurrent.futures as cf
@@ -1959,7 +2112,7 @@ def __getattr__(name):
                 """A pool of own-GIL sub-interpreters: a ``concurrent.futures.Executor``
                 and a drop-in for ``ProcessPoolExecutor``, plus ``spmd()``.
 
-                ``Executor(max_workers=None, initializer=None, initargs=())``; the
+                ``Executor(max_workers=None, mp_context=None, initializer=None, initargs=())``; the
                 workers start on first use."""
 
             Executor.__module__ = "parpy"

@@ -33,9 +33,11 @@ def main():
     print("first of an abandoned map:", next(it))
     del it
 
-    stuck = ex.submit(slow, big, 1.5)
-    time.sleep(0.2)
-    print("stuck cancelled:", stuck.cancel())
+    stuck = ex.map(slow, [big], [1.5], timeout=0.2)
+    try:
+        next(stuck)
+    except TimeoutError:
+        print("stuck map timed out")
     print("replacement answers:", ex.submit(first_byte, big).result())
 
     for _ in range(5):

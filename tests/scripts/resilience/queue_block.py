@@ -1,6 +1,7 @@
-# Tasks blocked inside parpy.Queue.get()/put() can be stopped: by cancel(),
-# by a map timeout, by shutdown(cancel_futures=True), and by Ctrl-C; and a
-# script that ends after cancelling such a task exits.
+# Tasks blocked inside parpy.Queue.get()/put() can be stopped: by a map
+# timeout, by terminate_workers(), and by Ctrl-C; and a script that ends
+# after terminate_workers() with such a task exits. (cancel() of a running
+# task returns False, as in concurrent.futures: the task runs on.)
 import sys
 import time
 
@@ -17,6 +18,12 @@ def wait_put(q):
     return "put"
 
 
+def until(cond):
+    deadline = time.monotonic() + 30
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 if __name__ == "__main__":
     ex = parpy.Executor(2)
     q = parpy.Queue()
@@ -26,24 +33,28 @@ if __name__ == "__main__":
         print("ready", flush=True)
         f.result()
         sys.exit(0)
-    f = ex.submit(wait_get, q)
-    g = ex.submit(wait_put, full)
-    time.sleep(0.3)
     t = time.monotonic()
-    print("cancel get:", f.cancel(), "cancel put:", g.cancel())
-    # Both workers are free again at once (no replacement needed).
-    print("workers answer:", sorted(ex.map(abs, [-1, -2, -3, -4], chunksize=1)))
     try:
         list(ex.map(wait_get, [q, q], timeout=0.2))
     except TimeoutError:
-        print("map timeout: TimeoutError")
+        print("map timeout (get): TimeoutError")
+    print("workers answer:", sorted(ex.map(abs, [-1, -2, -3, -4], chunksize=1)))
+    try:
+        list(ex.map(wait_put, [full, full], timeout=0.2))
+    except TimeoutError:
+        print("map timeout (put): TimeoutError")
     print("workers answer:", sorted(ex.map(abs, [-5, -6], chunksize=1)))
-    h = ex.submit(wait_get, q)
-    time.sleep(0.2)
-    ex.shutdown(wait=True, cancel_futures=True)
+    f = ex.submit(wait_get, q)
+    g = ex.submit(wait_put, parpy.Queue(maxsize=1))
+    until(lambda: f.running() and g.running())
+    print("cancel running get:", f.cancel(), "put:", g.cancel())
+    ex.terminate_workers()
+    print("terminate_workers:", type(f.exception(timeout=5)).__name__, type(g.exception(timeout=5)).__name__)
+    ex.shutdown(wait=True)
     print("all stopped fast:", time.monotonic() - t < 3)
-    # The script ends with a cancelled task that waited in get().
+    # The script ends after stopping a task that waited in get().
     ex2 = parpy.Executor(1)
     k = ex2.submit(wait_get, q)
-    time.sleep(0.2)
-    print("cancel at the end:", k.cancel())
+    until(k.running)
+    ex2.terminate_workers()
+    print("terminated at the end")

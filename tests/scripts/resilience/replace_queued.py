@@ -17,10 +17,17 @@ def rank(ctx):
 
 if __name__ == "__main__":
     ex = parpy.Executor(2)
-    futs = [ex.submit(stuck, 2) for _ in range(2)]
+    stuck_calls = ex.map(stuck, [2, 2], chunksize=1, timeout=0.6)
     time.sleep(0.3)
+
+    def abandon():
+        try:
+            list(stuck_calls)
+        except TimeoutError:
+            pass  # the map's calls are interrupted, and stay stuck
+
     # Both ranks wait behind the stuck calls, on each worker's own queue.
-    threading.Timer(0.3, lambda: [f.cancel() for f in futs]).start()
+    threading.Thread(target=abandon).start()
     t = time.monotonic()
     print("spmd:", ex.spmd(rank))
     print("before the stuck calls returned:", time.monotonic() - t < 1.5)

@@ -1,5 +1,6 @@
-# A task stuck in a call that cannot be interrupted: its worker is replaced
-# at once, and the stuck one ends when the call returns.
+# A task stuck in a call that cannot be interrupted: when its map is
+# abandoned, its worker is replaced at once, and the stuck one ends when the
+# call returns.
 import time
 
 import parpy
@@ -12,8 +13,9 @@ def stuck(seconds):
 
 if __name__ == "__main__":
     ex = parpy.Executor(1)
-    f = ex.submit(stuck, 2)
-    time.sleep(0.2)
+    try:
+        next(ex.map(stuck, [2], timeout=0.2))
+    except TimeoutError:
+        print("timed out")
     t = time.monotonic()
-    print("cancelled:", f.cancel())
     print("replacement answers:", ex.submit(abs, -5).result(), time.monotonic() - t < 3)
