@@ -3,6 +3,7 @@
 
 mod common;
 mod compat;
+mod contract;
 mod finder;
 mod launcher;
 mod packaging;

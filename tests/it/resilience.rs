@@ -116,7 +116,8 @@ threads in a task: 499500
 sys.path and cwd: [3, 6] True
 worker survives all of it: [1, 2]
 ";
-    let refused = "100,000-deep result: TypeError: parpy: the result of type 'list' cannot be sent between interpreters (";
+    let refused =
+        "100,000-deep result: RecursionError: maximum recursion depth exceeded while pickling an object";
     let out = ok(&o).replace("100,000-deep result: arrived intact", refused);
     assert_eq!(out, expected, "{}", o.stderr);
     assert_eq!(o.stderr, "");

@@ -71,7 +71,8 @@ if __name__ == "__main__":
     except (TypeError, RecursionError) as e:
         print("100,000-deep argument:", type(e).__name__)
     # Pickled past parpy's native depth: 3.14's stack-based recursion limit
-    # lets it arrive, 3.12 and 3.13 refuse it with a clear TypeError.
+    # lets it arrive; on 3.12 and 3.13 pickle raises RecursionError, as it
+    # does for a process pool.
     deep = ex.submit(deep_value, 100_000)
     if deep.exception() is None:
         v, depth = deep.result(), 0
