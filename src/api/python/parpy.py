@@ -1693,12 +1693,12 @@ def _define_pool():
             which no signal can end: a running task gets ``KeyboardInterrupt``
             (its future then fails with ``parpy.BrokenWorker``), and a task
             stuck in C code ends when that call returns."""
-            self._force_shutdown("terminate")
+            self._force_shutdown(operation="terminate")
 
         def kill_workers(self):
             """As ``ProcessPoolExecutor.kill_workers()`` (Python 3.14); for
             sub-interpreters the same as :meth:`terminate_workers`."""
-            self._force_shutdown("kill")
+            self._force_shutdown(operation="kill")
 
         def _force_shutdown(self, operation):
             if operation not in ("terminate", "kill"):
@@ -1968,6 +1968,7 @@ def _future_class():
                     return self._state != finished
                 if not super().cancel():
                     return self.cancelled()
+                self._parpy_call = None
                 self.set_running_or_notify_cancel()
                 return True
 
