@@ -22,6 +22,11 @@ fn stdlib_concurrent_futures_tests_pass() {
         .arg(runner)
         .timeout(Duration::from_secs(900))
         .run();
+    if o.code == 77 {
+        // Python 3.12 whose test package lacks the suite (pyenv's 3.12.1).
+        eprintln!("skipped: {}", o.stderr.trim());
+        return;
+    }
     let last = o.stdout.lines().last().unwrap_or_default().to_string();
     assert!(
         o.code == 0
