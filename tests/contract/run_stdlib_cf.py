@@ -100,9 +100,6 @@ SKIPS = {
 KNOWN_DEFECTS = {
     "test_submit_after_interpreter_shutdown": "issue 11 defect 9: submit() from an atexit handler "
                                               "to an Executor never used aborts",
-    "test_no_stale_references": "issue 11 defect 3: the executor keeps the last submitted callable alive",
-    "test_free_reference": "issue 11 defect 3: a map() iterator keeps each yielded result alive "
-                           "for the rest of its chunk",
 }
 
 # Tests run in a changed form, each with why.
