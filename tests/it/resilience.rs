@@ -116,8 +116,7 @@ threads in a task: 499500
 sys.path and cwd: [3, 6] True
 worker survives all of it: [1, 2]
 ";
-    let refused =
-        "100,000-deep result: RecursionError: maximum recursion depth exceeded while pickling an object";
+    let refused = "100,000-deep result: RecursionError: maximum recursion depth exceeded while pickling an object";
     let out = ok(&o).replace("100,000-deep result: arrived intact", refused);
     assert_eq!(out, expected, "{}", o.stderr);
     assert_eq!(o.stderr, "");
