@@ -8,6 +8,8 @@ hashlib.blake2b(data) is) run in OpenSSL; any other parameters run the
 algorithm of RFC 7693 in Python, correct but slow (about 0.1 MB/s).
 """
 
+import sys as _sys
+
 BLAKE2B_MAX_DIGEST_SIZE = 64
 BLAKE2B_MAX_KEY_SIZE = 64
 BLAKE2B_PERSON_SIZE = 16
@@ -176,21 +178,26 @@ class _Blake2(metaclass=_Immutable):
               last_node=False, usedforsecurity=True):
         if digest_size is None:
             digest_size = self.MAX_DIGEST_SIZE
-        kind = self.name.capitalize()
-        if not 1 <= digest_size <= self.MAX_DIGEST_SIZE:
-            raise ValueError(f"digest_size for {kind} must be between 1 and "
-                             f"{self.MAX_DIGEST_SIZE} bytes, here it is {digest_size}")
+        m = self.MAX_DIGEST_SIZE
+        # The messages of the C module, which 3.15 reworded.
+        new = _sys.version_info >= (3, 15)
+        q = "'" if new else ""
+        if not 1 <= digest_size <= m:
+            if new:
+                raise ValueError(f"digest_size for {self.name} must be between 1 and {m} "
+                                 f"bytes, got {digest_size}")
+            raise ValueError(f"digest_size for {self.name.capitalize()} must be between 1 and "
+                             f"{m} bytes, here it is {digest_size}")
         key, salt, person = _bytes(key), _bytes(salt), _bytes(person)
-        if len(key) > self.MAX_KEY_SIZE:
-            raise ValueError(f"maximum key length is {self.MAX_KEY_SIZE} bytes")
-        if len(salt) > self.SALT_SIZE:
-            raise ValueError(f"maximum salt length is {self.SALT_SIZE} bytes")
-        if len(person) > self.PERSON_SIZE:
-            raise ValueError(f"maximum person length is {self.PERSON_SIZE} bytes")
+        for what, value, most in (("key", key, self.MAX_KEY_SIZE), ("salt", salt, self.SALT_SIZE),
+                                  ("person", person, self.PERSON_SIZE)):
+            if len(value) > most:
+                got = f", got {len(value)}" if new else ""
+                raise ValueError(f"maximum {what} length is {most} bytes{got}")
         if not 0 <= fanout <= 255:
-            raise ValueError("fanout must be between 0 and 255")
+            raise ValueError(f"{q}fanout{q} must be between 0 and 255")
         if not 1 <= depth <= 255:
-            raise ValueError("depth must be between 1 and 255")
+            raise ValueError(f"{q}depth{q} must be between 1 and 255")
         for name, value in (("leaf_size", leaf_size), ("node_offset", node_offset)):
             if value < 0:
                 raise ValueError("Cannot convert negative int")
@@ -201,9 +208,10 @@ class _Blake2(metaclass=_Immutable):
         if self._spec[0] == 32 and node_offset >= 1 << 48:
             raise OverflowError("node_offset is too large")
         if not 0 <= node_depth <= 255:
-            raise ValueError("node_depth must be between 0 and 255")
-        if not 0 <= inner_size <= self.MAX_DIGEST_SIZE:
-            raise ValueError(f"inner_size must be between 0 and is {self.MAX_DIGEST_SIZE}")
+            raise ValueError(f"{q}node_depth{q} must be between 0 and 255")
+        if not 0 <= inner_size <= m:
+            raise ValueError(f"'inner_size' must be between 0 and {m}" if new
+                             else f"inner_size must be between 0 and is {m}")
         self.digest_size = digest_size
         plain = (digest_size, key, salt, person, fanout, depth, leaf_size, node_offset,
                  node_depth, inner_size, last_node) == (
