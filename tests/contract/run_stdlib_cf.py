@@ -98,8 +98,6 @@ SKIPS = {
 # They run as expected failures; once fixed, they pass "unexpectedly", which
 # fails the run: then delete the entry.
 KNOWN_DEFECTS = {
-    "test_submit_after_interpreter_shutdown": "issue 11 defect 9: submit() from an atexit handler "
-                                              "to an Executor never used aborts",
 }
 
 # Tests run in a changed form, each with why.
