@@ -560,11 +560,28 @@ fn pool_shutdown_all(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
     for p in &pools {
         p.close();
     }
+    // Never return while a worker lives: the interpreter finalizes next. A
+    // signal handler that raises meanwhile (a script's own SIGINT handler)
+    // stops the running tasks instead, and its exception is raised once
+    // all have ended; a second one ends the process as Ctrl-C would.
+    let mut raised: Option<PyErr> = None;
     for p in &pools {
-        wait_for_workers(gil, p)?;
+        while let Err(e) = wait_for_workers(gil, p) {
+            if raised.is_some() {
+                std::process::exit(crate::ffi::embed::exit_by_sigint());
+            }
+            raised = Some(e);
+            for q in &pools {
+                q.cancel_pending();
+                q.interrupt(0);
+            }
+        }
     }
     lock(&POOLS).get_or_insert_with(HashMap::new).clear();
-    Ok(gil.none())
+    match raised {
+        Some(e) => Err(e),
+        None => Ok(gil.none()),
+    }
 }
 
 /// `_submit(pool, fid, spec, args, kwargs, tag)`: one call; its outcome goes to the collector.

@@ -413,3 +413,35 @@ fn submit_from_atexit_to_an_unused_executor_is_refused_cleanly() {
     );
     assert_eq!(o.stderr, "");
 }
+
+#[test]
+fn a_raising_sigint_handler_at_exit_stops_tasks_before_finalizing() {
+    let mut child = Run::parpy()
+        .arg(script("sigint_handler_at_exit.py"))
+        .command()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = wait_or_kill(&mut child, Duration::from_secs(20));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(status, Some(0), "{err}");
+    // The running task was stopped (not left running through finalization).
+    assert_eq!(rest, "task stopped\n", "{err}");
+    assert!(
+        err.contains("RuntimeError: from the script's SIGINT handler"),
+        "{err}"
+    );
+    assert!(!err.contains("Fatal Python error"), "{err}");
+}

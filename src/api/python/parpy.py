@@ -1387,14 +1387,18 @@ def _shutdown_all():
             _set_died_of_sigint()
     for ex in list(_live):
         ex._shutdown = True
-    _pool_shutdown_all()
-    _live.clear()
-    if _fallback_pool is not None:
-        _fallback_pool.shutdown()
-    if _collector is not None:
-        _collect_stop()
-        _collector.join()
-    _flush_output()
+    try:
+        # Returns only once every worker ended; what a signal handler raised
+        # meanwhile comes out here, after the rest of the shutdown.
+        _pool_shutdown_all()
+    finally:
+        _live.clear()
+        if _fallback_pool is not None:
+            _fallback_pool.shutdown()
+        if _collector is not None:
+            _collect_stop()
+            _collector.join()
+        _flush_output()
 
 
 def _worker_config():
