@@ -167,8 +167,25 @@ mount_all() {
     bind_same "$rustup_home"
 }
 
+# Is everything in place already (then nothing needs the exclusive lock)?
+ready() {
+    [ -x "$root/usr/bin/apt-get" ] && healthy || return 1
+    mountpoint -q "$root/proc" || return 1
+    cmp -s /etc/resolv.conf "$root/etc/resolv.conf" || return 1
+    local p
+    for p in /dev "$repo" "$cargo_home" "$rustup_home"; do
+        [ ! -d "$p" ] || [ "$(stat -c %d:%i "$p")" = "$(stat -c %d:%i "$root$p" 2>/dev/null)" ] || return 1
+    done
+}
+
 ensure() {
     exec 9>"$root.lock"
+    # Others may be inside: a shared lock is enough when all is in place.
+    flock -s 9
+    if ready; then
+        : >"$root.mounted.$$"
+        return
+    fi
     flock -x 9
     if [ ! -x "$root/usr/bin/apt-get" ]; then
         [ ! -e "$root" ] || [ -z "$(ls -A "$root")" ] ||

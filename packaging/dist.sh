@@ -148,8 +148,14 @@ dynload=$tree/lib/python$pyver/lib-dynload
 packages_of "$tree/bin/parpy" $treelib >"$work/depends"
 packages_of $(ls "$dynload"/*.so | grep -v /_tkinter) | sort -u - "$work/depends" |
     comm -23 - "$work/depends" >"$work/recommends"
-packages_of "$dynload"/_tkinter*.so | sort -u - "$work/depends" "$work/recommends" |
-    comm -23 - <(sort -u "$work/depends" "$work/recommends") >"$work/suggests"
+# (A Python without its -tk package, Debian's python3.15 say, has no _tkinter.)
+tkinter=$(compgen -G "$dynload/_tkinter*.so" || true)
+if [ -n "$tkinter" ]; then
+    packages_of $tkinter | sort -u - "$work/depends" "$work/recommends" |
+        comm -23 - <(sort -u "$work/depends" "$work/recommends") >"$work/suggests"
+else
+    : >"$work/suggests"
+fi
 depends=$(joined <"$work/depends")
 recommends=$(joined <"$work/recommends")
 suggests=$(joined <"$work/suggests")
