@@ -32,6 +32,7 @@ pub(super) static FUNCTIONS: &[NativeFn] = &[
     NativeFn::new(c"_pool_init", pool_init),
     NativeFn::new(c"_pool_shutdown", pool_shutdown),
     NativeFn::new(c"_pool_shutdown_all", pool_shutdown_all),
+    NativeFn::new(c"_seal_exit", seal_exit),
     NativeFn::new(c"_count_refusal", count_refusal),
     NativeFn::new(c"_func_register", func_register),
     NativeFn::new(c"_func_forget", func_forget),
@@ -322,7 +323,7 @@ fn wait_events(
             Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
             None => SLICE,
         };
-        let first = gil.allow_threads(|| match runtime::spin(|| rx.try_recv().ok()) {
+        let first = detached(gil, || match runtime::spin(|| rx.try_recv().ok()) {
             Some(ev) => Ok(ev),
             None => rx.recv_timeout(slice),
         });
@@ -346,6 +347,50 @@ fn wait_events(
             }
         }
     }
+}
+
+/// Set by `_seal_exit` once parpy's exit hook is done: the interpreter
+/// finalizes next.
+static EXITING: AtomicBool = AtomicBool::new(false);
+/// Threads between the end of a detached wait and holding the GIL again.
+static REATTACHING: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs a wait detached, like `allow_threads`; but once the exit is sealed,
+/// a thread of the main interpreter other than the main thread (a daemon
+/// thread blocked in `Queue.get()` or `result()`) never attaches again: it
+/// parks until the process ends. CPython 3.12/3.13 ends a thread that
+/// attaches during finalization with `pthread_exit`, which would unwind
+/// through these Rust frames and abort.
+fn detached<T, F: FnOnce() -> T + Send>(gil: Gil<'_>, f: F) -> T {
+    let may_park = crate::ffi::interp::current_interpreter_id(gil) == 0
+        && std::thread::current().name() != Some("main");
+    let out = gil.allow_threads(|| {
+        let out = f();
+        REATTACHING.fetch_add(1, Ordering::SeqCst);
+        if may_park && EXITING.load(Ordering::SeqCst) {
+            REATTACHING.fetch_sub(1, Ordering::SeqCst);
+            loop {
+                std::thread::park();
+            }
+        }
+        out
+    });
+    REATTACHING.fetch_sub(1, Ordering::SeqCst);
+    out
+}
+
+/// `_seal_exit()`: the end of parpy's exit hook (pools and collector gone).
+/// From now on waiting threads of the main interpreter stay detached (see
+/// [`detached`]); returns once those already on their way back hold the
+/// GIL no more than any running thread does.
+fn seal_exit(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
+    EXITING.store(true, Ordering::SeqCst);
+    gil.allow_threads(|| {
+        while REATTACHING.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    Ok(gil.none())
 }
 
 // ----- the functions -------------------------------------------------------
@@ -643,7 +688,7 @@ fn collect(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     } else {
         // The collector: stay out of the way of direct waiters, without the GIL.
         let deadline = Instant::now() + timeout.unwrap_or(Duration::from_secs(1));
-        let got = gil.allow_threads(|| {
+        let got = detached(gil, || {
             while Instant::now() < deadline {
                 if DIRECT.load(Ordering::SeqCst) > 0 {
                     std::thread::sleep(Duration::from_micros(200));
@@ -956,7 +1001,7 @@ fn interruptible<T: Send>(
             Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
             None => SLICE,
         };
-        match gil.allow_threads(|| op(slice)) {
+        match detached(gil, || op(slice)) {
             Ok(v) => return Ok(Some(v)),
             Err(e) if is_timeout(&e) => {
                 gil.check_signals()?;

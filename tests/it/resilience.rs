@@ -445,3 +445,15 @@ fn a_raising_sigint_handler_at_exit_stops_tasks_before_finalizing() {
     );
     assert!(!err.contains("Fatal Python error"), "{err}");
 }
+
+#[test]
+fn daemon_threads_waiting_in_parpy_at_exit_never_reattach() {
+    for _ in 0..5 {
+        let o = Run::parpy()
+            .arg(script("daemon_waiters_at_exit.py"))
+            .timeout(Duration::from_secs(30))
+            .run();
+        assert!(!o.stderr.contains("Fatal Python error"), "{}", o.stderr);
+        assert_eq!(ok(&o), "main done\n", "{}", o.stderr);
+    }
+}

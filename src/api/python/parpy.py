@@ -1399,6 +1399,7 @@ def _shutdown_all():
             _collect_stop()
             _collector.join()
         _flush_output()
+        _seal_exit()
 
 
 def _worker_config():
