@@ -49,6 +49,7 @@ SKIPS = {
     # executor.py / test_process_pool.py
     "test_killed_child": PROCESS,
     "test_broken_process_pool_traceback": CRASH,
+    "test_traceback_when_child_process_terminates_abruptly": CRASH,  # 3.15
     "test_traceback": "checks that __cause__ is concurrent.futures.process._RemoteTraceback; "
                       "parpy attaches parpy.RemoteTraceback, with the same .tb text",
     "test_saturation": PROCESS,
