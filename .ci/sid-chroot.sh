@@ -27,7 +27,8 @@ rustup_home=${RUSTUP_HOME:-${HOME:-/root}/.rustup}
 packages=(python3.14 libpython3.14-dev python3.14-venv
     python3.15 libpython3.15-dev python3.15-venv
     python3.14-dbg libpython3.14-dbg
-    gcc libc6-dev ca-certificates binutils)
+    libpython3.14-testsuite libpython3.15-testsuite
+    gcc libc6-dev ca-certificates binutils gdb)
 # Each interpreter of the matrix, with the shared libpython it must come with.
 interpreters=("python3.14:libpython3.14.so" "python3.15:libpython3.15.so" "python3.14d:libpython3.14d.so")
 

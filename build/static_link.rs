@@ -43,11 +43,17 @@ struct Config {
 
 /// Links the static libpython of `python` when it has one and it links and
 /// runs; returns whether it did.
+///
+/// Only with `PARPY_LIBPYTHON=static`: the static link runs Python code
+/// faster, but costs fidelity that a default must not lose. The archive has
+/// no HACL* code (BLAKE2 with a key runs in Python, hashlib's private
+/// attributes differ), and 3.14's remote debugging (`sys.remote_exec`,
+/// `pdb -p`) finds the runtime only in a mapped file named like python.
 pub fn link(python: &str) -> bool {
     println!("cargo:rerun-if-env-changed=PARPY_LIBPYTHON");
     // For the tests (tests/it/static_link.rs): what was asked.
-    if std::env::var("PARPY_LIBPYTHON").is_ok_and(|v| v == "shared") {
-        println!("cargo:rustc-env=PARPY_LIBPYTHON_LINK=shared (asked)");
+    if !std::env::var("PARPY_LIBPYTHON").is_ok_and(|v| v == "static") {
+        println!("cargo:rustc-env=PARPY_LIBPYTHON_LINK=shared (default)");
         return false;
     }
     let linked = link_static(python);
@@ -72,8 +78,7 @@ fn link_static(python: &str) -> bool {
             println!("cargo:rerun-if-changed={}", archive.display());
             println!("cargo:rustc-link-search=native={}", out.display());
             println!("cargo:rustc-link-lib=static:+whole-archive,-bundle=parpy_hacl_stubs");
-            println!("cargo:rustc-link-search=native={}", config.libpl.display());
-            println!("cargo:rustc-link-lib=static:-bundle={}-pic", config.stem);
+            println!("cargo:rustc-link-lib=static:+whole-archive,-bundle=parpy_libpython");
             for lib in libs {
                 println!("cargo:rustc-link-lib=dylib:+verbatim={lib}");
             }
@@ -139,6 +144,8 @@ fn try_link(config: &Config, archive: &Path, out: &Path) -> Result<Vec<String>, 
     let _ = std::fs::remove_file(&stubs_a);
     run(Command::new("ar").arg("rcs").arg(&stubs_a).arg(&stubs_o))?;
 
+    let whole = repack(archive, out)?;
+
     let mut libs = Vec::new();
     for name in &config.libs {
         libs.push(find_lib(name, &config.libdir).ok_or_else(|| {
@@ -159,8 +166,8 @@ fn try_link(config: &Config, archive: &Path, out: &Path) -> Result<Vec<String>, 
         .arg(&main_c)
         .arg("-Wl,--whole-archive")
         .arg(&stubs_a)
-        .arg("-Wl,--no-whole-archive")
-        .arg(archive);
+        .arg(&whole)
+        .arg("-Wl,--no-whole-archive");
     for lib in &libs {
         cmd.arg(format!("-l:{lib}"));
     }
@@ -172,9 +179,58 @@ fn try_link(config: &Config, archive: &Path, out: &Path) -> Result<Vec<String>, 
         "-I",
         "-c",
         "import _ctypes, zlib, pyexpat, decimal, _json, _pickle, _datetime, _blake2, _md5, _sha3\n\
+         import _interpreters\n\
          assert _blake2.blake2b(b'', digest_size=8).hexdigest() == 'e4a6a0577479b2b4'",
     ]))?;
     Ok(libs)
+}
+
+/// The archive as `libparpy_libpython.a` in `out`, without the members whose
+/// modules the stubs replace (they need the HACL* code the archive lacks),
+/// to be linked whole: as the distribution links its own interpreter, every
+/// object is in, so that extension modules (lib-dynload's `_interpreters`,
+/// a venv's) find every C-API function they use, not only those that parpy
+/// itself pulls from the archive.
+fn repack(archive: &Path, out: &Path) -> Result<PathBuf, String> {
+    let listing = Command::new("nm")
+        .args(["-A", "--defined-only"])
+        .arg(archive)
+        .output()
+        .map_err(|e| format!("cannot run nm: {e}"))?;
+    let text = String::from_utf8_lossy(&listing.stdout);
+    let stubbed: Vec<String> = HASH_MODULES
+        .iter()
+        .map(|(m, _)| *m)
+        .chain(["_blake2"])
+        .map(|m| format!("PyInit_{m}"))
+        .collect();
+    // Lines read `ARCHIVE:MEMBER:ADDRESS T SYMBOL`.
+    let mut members: Vec<String> = text
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .last()
+                .is_some_and(|s| stubbed.iter().any(|x| x == s))
+        })
+        .filter_map(|l| {
+            let (head, _) = l.rsplit_once(':')?;
+            let (_, member) = head.rsplit_once(':')?;
+            Some(member.to_string())
+        })
+        .collect();
+    members.sort();
+    members.dedup();
+    if members.len() != stubbed.len() {
+        return Err(format!(
+            "expected one member of {} for each of {stubbed:?}, found {members:?}",
+            archive.display()
+        ));
+    }
+    let whole = out.join("libparpy_libpython.a");
+    std::fs::copy(archive, &whole)
+        .map_err(|e| format!("cannot copy {}: {e}", archive.display()))?;
+    run(Command::new("ar").arg("d").arg(&whole).args(&members))?;
+    Ok(whole)
 }
 
 /// `-lNAME` as a file name: `libNAME.so` when the development link is

@@ -19,6 +19,11 @@ fn every_api_form_matches_a_sequential_run() {
 
 #[test]
 fn values_of_every_kind_travel_both_ways() {
+    if skipped_on_refused_release(
+        "pickling a 1,000-deep list raises RecursionError in plain python3.12 too (python/cpython#112215)",
+    ) {
+        return;
+    }
     let o = run2("values.py");
     assert_eq!(ok(&o), "values OK 32\n", "{}", o.stderr);
 }
@@ -55,6 +60,11 @@ fn queue_connects_workers_and_main() {
 
 #[test]
 fn parallel_entry_point_and_gather() {
+    if skipped_on_refused_release(
+        "__parallel__ runs in threading's exit hooks, where 3.12.0-3.12.2 start no thread (python/cpython#113964)",
+    ) {
+        return;
+    }
     let o = Run::parpy()
         .args(["-j", "3"])
         .arg(script("spmd_entry.py"))
@@ -66,6 +76,11 @@ fn parallel_entry_point_and_gather() {
 
 #[test]
 fn parallel_entry_point_failure_is_reported_with_exit_code_1() {
+    if skipped_on_refused_release(
+        "__parallel__ runs in threading's exit hooks, where 3.12.0-3.12.2 start no thread (python/cpython#113964)",
+    ) {
+        return;
+    }
     let dir = TempDir::new("spmd-fail");
     let p = dir.write(
         "fail.py",
@@ -87,6 +102,11 @@ fn parallel_entry_point_failure_is_reported_with_exit_code_1() {
 
 #[test]
 fn parallel_entry_point_runs_after_c_and_m_bodies() {
+    if skipped_on_refused_release(
+        "__parallel__ runs in threading's exit hooks, where 3.12.0-3.12.2 start no thread (python/cpython#113964)",
+    ) {
+        return;
+    }
     let dir = TempDir::new("spmd-cm");
     let body = "import parpy\ndef __parallel__(ctx):\n    return ctx.rank\n\
                 def __gather__(r):\n    print('gathered', r)\n";
@@ -179,6 +199,11 @@ fn output_of_two_busy_workers_arrives_in_whole_lines() {
 
 #[test]
 fn two_hundred_pool_cycles_in_one_process() {
+    if skipped_on_refused_release(
+        "a C function called with keywords in a sub-interpreter first aborts the process at exit (python/cpython#119213)",
+    ) {
+        return;
+    }
     let o = Run::parpy().arg(script("cycles.py")).arg("200").run();
     assert_eq!(ok(&o), "cycles OK 200\n", "{}", o.stderr);
 }
@@ -243,6 +268,11 @@ fn example_primes_counts_correctly() {
 
 #[test]
 fn example_monte_carlo_pi_is_close() {
+    if skipped_on_refused_release(
+        "__parallel__ runs in threading's exit hooks, where 3.12.0-3.12.2 start no thread (python/cpython#113964)",
+    ) {
+        return;
+    }
     let out = example("monte_carlo_pi.py", &["20000"]);
     let pi: f64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!((pi - std::f64::consts::PI).abs() < 0.05, "{out}");

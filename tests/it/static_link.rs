@@ -53,6 +53,11 @@ fn hashlib_works_as_in_python() {
 
 #[test]
 fn blake2_in_a_worker_matches_main() {
+    if skipped_on_refused_release(
+        "a C function called with keywords in a sub-interpreter first aborts the process at exit (python/cpython#119213)",
+    ) {
+        return;
+    }
     let dir = TempDir::new("blake2-worker");
     let script = dir.write(
         "b.py",
@@ -88,7 +93,7 @@ fn links_libpython_as_the_distribution_ships_it() {
         .run();
     let has_pic = ok(&probe).trim() == "True";
     let expected = match env!("PARPY_LIBPYTHON_LINK") {
-        "shared (asked)" => "shared",
+        "shared (default)" => "shared",
         _ if has_pic => "static",
         _ => "shared",
     };
