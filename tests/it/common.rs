@@ -58,7 +58,7 @@ pub fn skipped_on_refused_release(bug: &str) -> bool {
             .collect();
         (n[0], n[1], n[2])
     });
-    let refused = v >= (3, 12, 0) && v < (3, 12, 4);
+    let refused = ((3, 12, 0)..(3, 12, 4)).contains(&v);
     if refused {
         eprintln!("SKIPPED on refused CPython {}.{}.{}: {bug}", v.0, v.1, v.2);
     }
