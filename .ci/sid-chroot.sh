@@ -136,8 +136,10 @@ create() {
 repair() {
     say "installing what $root lacks"
     cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+    # Debian's mirror here can serve a sid whose Release file is past its Valid-Until
+    # date (debootstrap does not check it; apt does).
     chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
-        sh -c "apt-get update -qq && apt-get install -y -qq ${packages[*]}" </dev/null >&2
+        sh -c "apt-get -o Acquire::Check-Valid-Until=false update -qq && apt-get install -y -qq ${packages[*]}" </dev/null >&2
 }
 
 # Mounts $2 (a host path) at the same path inside, unless it is already visible there.
