@@ -845,7 +845,7 @@ fn map_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     match sent {
         Ok(()) => gil.int(id as i64),
         Err(e) => {
-            end_call(id, false);
+            end_call(id, false, false);
             Err(e)
         }
     }
@@ -906,7 +906,7 @@ fn spmd_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
             Some(Arc::clone(&cancel)),
         );
         if let Err(e) = p.submit_to(rank, job) {
-            end_call(id, true);
+            end_call(id, true, true);
             return Err(pool_err(gil, e));
         }
     }
@@ -938,14 +938,17 @@ fn map_next(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     gil.list(out)
 }
 
-/// Forgets a call. With `stop`, skips its jobs that have not started and
-/// interrupts running ones; without, they run to the end, unread.
-fn end_call(id: u64, stop: bool) {
+/// Forgets a call. With `stop`, skips its jobs that have not started, and
+/// with `interrupt` too, interrupts running ones; without, they run to the
+/// end, unread.
+fn end_call(id: u64, stop: bool, interrupt: bool) {
     let call = lock(&CALLS).get_or_insert_with(HashMap::new).remove(&id);
     if let Some(call) = call {
         if stop {
             call.cancel.store(true, Ordering::SeqCst);
-            call.pool.interrupt(id);
+            if interrupt {
+                call.pool.interrupt(id);
+            }
         }
         // Output that nobody will read here still reaches the screen.
         let global = &futures_channel().0;
@@ -957,13 +960,18 @@ fn end_call(id: u64, stop: bool) {
     }
 }
 
-/// `_call_end(call[, stop=True])`: the caller is done with a map or spmd.
+/// `_call_end(call[, stop=True[, interrupt=stop]])`: the caller is done with
+/// a map or spmd (see `end_call`).
 fn call_end(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let stop = match args.get(1) {
         Some(o) => o.is_true(gil)?,
         None => true,
     };
-    end_call(arg_u64(gil, args, 0)?, stop);
+    let interrupt = match args.get(2) {
+        Some(o) => o.is_true(gil)?,
+        None => stop,
+    };
+    end_call(arg_u64(gil, args, 0)?, stop, interrupt);
     Ok(gil.none())
 }
 

@@ -1770,7 +1770,10 @@ def _define_pool():
                     values = []
                     for status, payload in outcomes:
                         if status == 1 and payload[5] and _use_fallback(job[0], _fn_name(job[2]), payload[5]):
-                            _call_end(call)
+                            # Skip what has not started; running chunks of a
+                            # refused function end by themselves: an interrupt
+                            # could land in their imports (a leaked file there).
+                            _call_end(call, True, False)
                             if ordered:
                                 done = {start + i: v for i, v in enumerate(values)}
                                 for s, (vs, _f) in waiting.items():
