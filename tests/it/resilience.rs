@@ -267,9 +267,20 @@ fn tasks_waiting_in_a_parpy_queue_can_be_stopped() {
 
 #[test]
 fn ctrl_c_reaches_a_task_waiting_in_a_parpy_queue() {
-    let mut child = Run::parpy()
-        .arg(script("queue_block.py"))
-        .arg("ctrl_c")
+    let (status, err, _) = sigint_when_ready(
+        Run::parpy().arg(script("queue_block.py")).arg("ctrl_c"),
+        Duration::from_millis(300),
+    );
+    assert_eq!(status, Some(-libc::SIGINT), "{err}");
+    assert!(err.contains("KeyboardInterrupt"), "{err}");
+    assert!(!err.contains("waiting for running tasks"), "{err}");
+}
+
+/// Starts `run`, waits for its "ready" line, then `settle`, sends SIGINT and
+/// waits up to 20 s. Returns (exit code, or None when it hung and was
+/// killed; stderr; the rest of stdout).
+fn sigint_when_ready(run: Run, settle: Duration) -> (Option<i32>, String, String) {
+    let mut child = run
         .command()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -280,15 +291,15 @@ fn ctrl_c_reaches_a_task_waiting_in_a_parpy_queue() {
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line, "ready\n");
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(settle);
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = wait_or_kill(&mut child, Duration::from_secs(20));
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    assert_eq!(status, Some(-libc::SIGINT), "{err}");
-    assert!(err.contains("KeyboardInterrupt"), "{err}");
-    assert!(!err.contains("waiting for running tasks"), "{err}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    (status, err, rest)
 }
 
 /// Waits for `child` up to `timeout`; kills it and returns `None` when it hangs.
@@ -423,26 +434,10 @@ fn submit_from_atexit_to_an_unused_executor_is_refused_cleanly() {
 
 #[test]
 fn a_raising_sigint_handler_at_exit_stops_tasks_before_finalizing() {
-    let mut child = Run::parpy()
-        .arg(script("sigint_handler_at_exit.py"))
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n");
-    std::thread::sleep(Duration::from_millis(500));
-    // SAFETY: plain kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = wait_or_kill(&mut child, Duration::from_secs(20));
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let (status, err, rest) = sigint_when_ready(
+        Run::parpy().arg(script("sigint_handler_at_exit.py")),
+        Duration::from_millis(500),
+    );
     assert_eq!(status, Some(0), "{err}");
     // The running task was stopped (not left running through finalization).
     assert_eq!(rest, "task stopped\n", "{err}");
