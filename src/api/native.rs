@@ -403,23 +403,23 @@ fn next_id(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
 /// started it (as `concurrent.futures` does, a running task is left to
 /// finish). False when it has started, or its outcome is already on its way.
 fn cancel(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
-    let tag = arg_u64(gil, args, 1)?;
-    let state = lock(&FUTURES)
-        .get_or_insert_with(HashMap::new)
-        .get(&tag)
-        .cloned();
+    let state = future_state(arg_u64(gil, args, 1)?);
     Ok(gil.bool(state.is_some_and(|s| s.cancel())))
 }
 
 /// `_task_started(tag) -> bool`: whether a worker has started a future's job
 /// (and its outcome has not arrived yet).
 fn task_started(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
-    let tag = arg_u64(gil, args, 0)?;
-    let state = lock(&FUTURES)
+    let state = future_state(arg_u64(gil, args, 0)?);
+    Ok(gil.bool(state.is_some_and(|s| s.started())))
+}
+
+/// The shared state of the future `tag`'s job, while its outcome has not arrived.
+fn future_state(tag: u64) -> Option<Arc<TaskState>> {
+    lock(&FUTURES)
         .get_or_insert_with(HashMap::new)
         .get(&tag)
-        .cloned();
-    Ok(gil.bool(state.is_some_and(|s| s.started())))
+        .cloned()
 }
 
 /// `_interrupt_all()`: Ctrl-C: every pending job is cancelled, every running one interrupted.

@@ -13,20 +13,12 @@ fn script(name: &str) -> std::path::PathBuf {
 /// Starts `parpy -j 2 ctrl_c.py [args]`, waits for "ready", sends SIGINT and
 /// returns (seconds from the signal to the process's end, exit code, stdout, stderr).
 fn interrupt_run(args: &[&str]) -> (f64, i32, Vec<String>, String) {
-    let mut child = Run::parpy()
-        .args(["-j", "2"])
-        .arg(script("ctrl_c.py"))
-        .args(args)
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n");
+    let (mut child, out) = start_until_ready(
+        Run::parpy()
+            .args(["-j", "2"])
+            .arg(script("ctrl_c.py"))
+            .args(args),
+    );
     std::thread::sleep(Duration::from_millis(200));
     let t = Instant::now();
     // SAFETY: plain kill(2) on our own child.
@@ -276,10 +268,8 @@ fn ctrl_c_reaches_a_task_waiting_in_a_parpy_queue() {
     assert!(!err.contains("waiting for running tasks"), "{err}");
 }
 
-/// Starts `run`, waits for its "ready" line, then `settle`, sends SIGINT and
-/// waits up to 20 s. Returns (exit code, or None when it hung and was
-/// killed; stderr; the rest of stdout).
-fn sigint_when_ready(run: Run, settle: Duration) -> (Option<i32>, String, String) {
+/// Starts `run` with piped output and waits for its first line, "ready".
+fn start_until_ready(run: Run) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
     let mut child = run
         .command()
         .stdin(Stdio::null())
@@ -291,6 +281,14 @@ fn sigint_when_ready(run: Run, settle: Duration) -> (Option<i32>, String, String
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line, "ready\n");
+    (child, out)
+}
+
+/// Starts `run`, waits for its "ready" line, then `settle`, sends SIGINT and
+/// waits up to 20 s. Returns (exit code, or None when it hung and was
+/// killed; stderr; the rest of stdout).
+fn sigint_when_ready(run: Run, settle: Duration) -> (Option<i32>, String, String) {
+    let (mut child, mut out) = start_until_ready(run);
     std::thread::sleep(settle);
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
