@@ -70,8 +70,11 @@ fn refused_3_12_releases_abort_at_exit_without_parpy() {
             crash.code, -6,
             "{python:?} {v:?} should abort at exit (gh-119213): {crash:#?}"
         );
+        // glibc words the bad free() by where the chunk lives: "free(): invalid
+        // pointer" for a heap chunk, "munmap_chunk(): invalid pointer" for an
+        // mmapped one (CI saw both), so only the common part is asserted.
         assert!(
-            crash.stderr.contains("free"),
+            crash.stderr.contains("invalid pointer"),
             "{python:?}: glibc names the bad free(): {crash:#?}"
         );
         let control = Run::new(&python)
