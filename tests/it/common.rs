@@ -167,7 +167,9 @@ impl Run {
         // A hung run is ended with SIGABRT, so that Python prints every
         // thread's traceback before it dies (see `dump_and_kill`).
         cmd.env("PYTHONFAULTHANDLER", "1");
-        cmd.env_remove("PARPY_WORKERS");
+        for var in ["PARPY_WORKERS", "PARPY_PROGRESS", "PARPY_LOG", "PARPY_VERBOSE"] {
+            cmd.env_remove(var);
+        }
         cmd.env_remove("VIRTUAL_ENV");
         cmd.env_remove("PYTHONPATH");
         for (k, v) in &self.env {
@@ -178,6 +180,20 @@ impl Run {
         }
         if let Some(d) = &self.cwd {
             cmd.current_dir(d);
+        }
+        // Ctrl-C as a terminal delivers it, whatever this process inherited:
+        // a test suite started in the background of a non-interactive shell
+        // ignores SIGINT, its children inherit that, and CPython (so python
+        // and parpy alike) then installs no handler, so the SIGINT tests
+        // would wait for a KeyboardInterrupt that never comes.
+        use std::os::unix::process::CommandExt;
+        // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+                Ok(())
+            });
         }
         cmd
     }
@@ -238,6 +254,19 @@ impl Run {
 /// faulthandler prints every thread's traceback to stderr, then SIGKILL if
 /// it is still there. Returns the native stacks.
 pub fn dump_and_kill(pid: u32, exited: &std::sync::mpsc::Receiver<()>) -> String {
+    let native = native_stacks(pid);
+    // kill(2), not the kill program: a minimal system (the sid chroot) has none.
+    // SAFETY: plain kill(2) on our own child, which has not been reaped yet.
+    unsafe { libc::kill(pid as i32, libc::SIGABRT) };
+    if exited.recv_timeout(Duration::from_secs(5)).is_err() {
+        // SAFETY: as above.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    native
+}
+
+/// Every thread's native stack of process `pid` (gdb, else eu-stack).
+pub fn native_stacks(pid: u32) -> String {
     let pid_s = pid.to_string();
     let tools: [(&str, &[&str]); 2] = [
         (
@@ -252,13 +281,6 @@ pub fn dump_and_kill(pid: u32, exited: &std::sync::mpsc::Receiver<()>) -> String
             native = String::from_utf8_lossy(&o.stdout).into_owned();
             break;
         }
-    }
-    // kill(2), not the kill program: a minimal system (the sid chroot) has none.
-    // SAFETY: plain kill(2) on our own child, which has not been reaped yet.
-    unsafe { libc::kill(pid as i32, libc::SIGABRT) };
-    if exited.recv_timeout(Duration::from_secs(5)).is_err() {
-        // SAFETY: as above.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
     native
 }

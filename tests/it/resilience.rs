@@ -23,14 +23,15 @@ fn interrupt_run(args: &[&str]) -> (f64, i32, Vec<String>, String) {
     let t = Instant::now();
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let mut lines = Vec::new();
-    for l in out.lines() {
-        lines.push(l.unwrap());
-    }
+    // A run that the signal does not end is killed (with every thread's
+    // stack on stderr) instead of hanging the suite.
+    let code = wait_or_kill(&mut child, Duration::from_secs(30) * slowdown());
+    let secs = t.elapsed().as_secs_f64();
+    let lines = out.lines().map(|l| l.unwrap()).collect();
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    let status = child.wait().unwrap();
-    (t.elapsed().as_secs_f64(), exit_code(&status), lines, err)
+    let code = code.unwrap_or_else(|| panic!("SIGINT did not end the run within 30 s: {err}"));
+    (secs, code, lines, err)
 }
 
 #[test]
@@ -308,6 +309,12 @@ fn wait_or_kill(child: &mut std::process::Child, timeout: Duration) -> Option<i3
             return Some(exit_code(&s));
         }
         if Instant::now() >= end {
+            // Every thread's stack first: native ones, then Python's
+            // (PYTHONFAULTHANDLER prints them on SIGABRT).
+            eprintln!("hung: native stacks:\n{}", native_stacks(child.id()));
+            // SAFETY: plain kill(2) on our own child, not reaped yet.
+            unsafe { libc::kill(child.id() as i32, libc::SIGABRT) };
+            std::thread::sleep(Duration::from_secs(2));
             let _ = child.kill();
             let _ = child.wait();
             return None;
