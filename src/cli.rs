@@ -21,7 +21,7 @@ use clap::Parser;
     after_help = "Every python option (-c, -m, -i, -I, -E, -s, -S, -u, -O, -B, -W, -X, -P, -q, -V, -h …) \
 works after parpy's options, exactly as with python3. `parpy -h` shows python's own option list.\n\n\
 Packaging:\n  parpy bundle SCRIPT -o APP [--add PATH]... [-r REQS | --venv DIR]\n                    build a single-file executable of SCRIPT and its Python runtime\n                    (`parpy bundle --help`; to run a script named `bundle`, use `parpy ./bundle`)\n\n\
-Environment:\n  PARPY_WORKERS=N   worker count when -j is not given\n  PARPY_FALLBACK=M  --fallback when it is not given\n  PARPY_PYTHON=PATH (build time) the python3.X to build against"
+Environment:\n  PARPY_WORKERS=N   worker count when -j is not given\n  PARPY_FALLBACK=M  --fallback when it is not given\n  PARPY_PROGRESS=1  --progress\n  PARPY_LOG=LEVEL   pool events on stderr: info, or debug for more\n  PARPY_PYTHON=PATH (build time) the python3.X to build against"
 )]
 pub struct Options {
     /// Number of worker sub-interpreters in the parallel pool (default: the CPUs this process may use)
@@ -33,6 +33,25 @@ pub struct Options {
     /// worker processes, the main interpreter, or nowhere (raise ImportError)
     #[arg(long, value_name = "MODE", value_parser = ["process", "main", "error"])]
     pub fallback: Option<String>,
+
+    /// Draw a progress bar for every map (unless it says progress=False); also PARPY_PROGRESS=1
+    #[arg(long)]
+    pub progress: bool,
+
+    /// At exit, print per-pool and per-worker statistics (a table on stderr);
+    /// `--stats=json PATH` writes them as JSON instead
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true,
+          default_missing_value = "table", value_parser = ["table", "json"])]
+    pub stats: Option<String>,
+
+    /// The file of `--stats=json PATH` (set by the parser from the argument after it)
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub stats_file: Option<OsString>,
+
+    /// Write every task as a span on its worker's track to PATH (Chrome trace
+    /// events: open it in Perfetto or chrome://tracing)
+    #[arg(long, value_name = "PATH")]
+    pub timeline: Option<OsString>,
 
     /// Print parpy's version and the embedded Python's version, then exit
     #[arg(long)]
@@ -72,12 +91,30 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
     let mut i = 0;
     while i < rest.len() {
         let a = rest[i].to_string_lossy();
-        let takes_value = a == "-j" || a == "--workers" || a == "--fallback" || a == "--bundled";
+        let takes_value = a == "-j"
+            || a == "--workers"
+            || a == "--fallback"
+            || a == "--bundled"
+            || a == "--timeline";
         let inline = (a.starts_with("-j") && a.len() > 2)
             || a.starts_with("--workers=")
-            || a.starts_with("--fallback=");
-        let flag = a == "--version" || a == "--help";
-        if takes_value {
+            || a.starts_with("--fallback=")
+            || a.starts_with("--timeline=")
+            || (a.starts_with("--stats=") && a != "--stats=json");
+        let flag = a == "--version" || a == "--help" || a == "--progress" || a == "--stats";
+        if a == "--stats=json" {
+            // `--stats=json PATH`: the file is the next argument.
+            prefix.push(rest[i].clone());
+            match rest.get(i + 1) {
+                Some(path) => prefix.extend(["--stats-file".into(), path.clone()]),
+                None => {
+                    return Err(UsageError(
+                        "--stats=json needs a file: --stats=json PATH".into(),
+                    ));
+                }
+            }
+            i += 2;
+        } else if takes_value {
             prefix.push(rest[i].clone());
             if let Some(v) = rest.get(i + 1) {
                 prefix.push(v.clone());

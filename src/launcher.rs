@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::Command;
 use crate::ffi::embed::{MainConfig, run_main};
-use crate::{api, bundle, runtime};
+use crate::{api, bundle, observe, runtime};
 
 /// Runs the program described by `cmd` and returns its exit code.
 pub fn run(cmd: Command) -> Result<i32> {
@@ -22,6 +22,9 @@ pub fn run(cmd: Command) -> Result<i32> {
     };
     runtime::set_default_workers(workers);
     runtime::set_fallback(cmd.options.fallback.as_deref()).map_err(anyhow::Error::msg)?;
+    observe::log::set_level(observe::log::level_from_env().map_err(anyhow::Error::msg)?);
+    observe::configure(observe_settings(&cmd)?);
+    observe::finish_at_exit();
 
     let exe = resolve_executable(&cmd.argv0).context("cannot locate the parpy executable")?;
     // A bundled app (started by its bundle's launcher) runs on the runtime it carries.
@@ -50,6 +53,8 @@ pub fn run(cmd: Command) -> Result<i32> {
         api::setup_main(gil, &exe)?;
         bundle.as_ref().map_or(Ok(()), |b| b.setup(gil))
     });
+    // Every pool has ended (parpy's atexit hook joined them): report.
+    observe::finish();
     if api::died_of_sigint() && code != 0 {
         return Ok(crate::ffi::embed::exit_by_sigint());
     }
@@ -57,6 +62,28 @@ pub fn run(cmd: Command) -> Result<i32> {
     Ok(match api::exit_code_override() {
         Some(c) if code == 0 => c,
         _ => code,
+    })
+}
+
+/// What `--stats`, `--timeline`, `--progress` and `PARPY_PROGRESS` ask for.
+fn observe_settings(cmd: &Command) -> Result<observe::Settings> {
+    let o = &cmd.options;
+    let stats = match (o.stats.as_deref(), &o.stats_file) {
+        (None, _) => None,
+        (Some("json"), Some(path)) => Some(observe::StatsOut::Json(PathBuf::from(path))),
+        (Some("json"), None) => anyhow::bail!("--stats=json needs a file: --stats=json PATH"),
+        (Some(_), _) => Some(observe::StatsOut::Table),
+    };
+    let progress_env = std::env::var("PARPY_PROGRESS").map(|v| {
+        !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "" | "0" | "false" | "no" | "off"
+        )
+    });
+    Ok(observe::Settings {
+        stats,
+        timeline: o.timeline.as_ref().map(PathBuf::from),
+        progress: o.progress || progress_env.unwrap_or(false),
     })
 }
 

@@ -6,6 +6,7 @@
 //! * [`runtime`]: the worker pool: one own-GIL sub-interpreter per OS thread.
 //! * [`transfer`]: moving values between interpreters as plain Rust data.
 //! * [`api`]: the `parpy` Python module that scripts import.
+//! * [`observe`]: `--stats`, `--timeline`, `--progress` and `PARPY_LOG`.
 //! * [`bundle`]: `parpy bundle`, single-file executables of a script and its runtime.
 //! * [`ffi`]: the only module with `unsafe` code.
 
@@ -14,6 +15,7 @@ pub mod bundle;
 pub mod cli;
 pub mod ffi;
 pub mod launcher;
+pub mod observe;
 pub mod runtime;
 pub mod transfer;
 

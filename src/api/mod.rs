@@ -4,6 +4,7 @@
 //! embedded in the binary (`python/parpy.py`).
 
 mod native;
+mod observe;
 
 use std::path::Path;
 use std::sync::OnceLock;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 
+use super::observe;
 use crate::ffi::module::NativeFn;
 use crate::ffi::{ExcKind, Gil, Kind, Obj, PyErr, PyResult};
 use crate::runtime::{self, Event, FuncRef, Job, Outcome, Payload, Pool, Reply, TaskState};
@@ -50,6 +51,15 @@ pub(super) static FUNCTIONS: &[NativeFn] = &[
     NativeFn::new(c"_queue_put", queue_put),
     NativeFn::new(c"_queue_get", queue_get),
     NativeFn::new(c"_queue_len", queue_len),
+    NativeFn::new(c"_observe_flags", observe::flags),
+    NativeFn::new(c"_observe_now", observe::now),
+    NativeFn::new(c"_observe_fallback", observe::fallback_task),
+    NativeFn::new(c"_log", observe::log),
+    NativeFn::new(c"_progress_start", observe::progress_start),
+    NativeFn::new(c"_progress_add", observe::progress_add),
+    NativeFn::new(c"_progress_set", observe::progress_set),
+    NativeFn::new(c"_progress_end", observe::progress_end),
+    NativeFn::new(c"_progress_write", observe::progress_write),
 ];
 
 // ----- process-wide state of the main interpreter's side -------------------
@@ -95,7 +105,7 @@ pub fn exit_code_override() -> Option<i32> {
 
 // ----- argument helpers ----------------------------------------------------
 
-fn arg<'a>(gil: Gil<'_>, args: &'a [Obj], i: usize) -> PyResult<&'a Obj> {
+pub(super) fn arg<'a>(gil: Gil<'_>, args: &'a [Obj], i: usize) -> PyResult<&'a Obj> {
     args.get(i).ok_or_else(|| {
         PyErr::new(
             gil,
@@ -105,7 +115,7 @@ fn arg<'a>(gil: Gil<'_>, args: &'a [Obj], i: usize) -> PyResult<&'a Obj> {
     })
 }
 
-fn arg_u64(gil: Gil<'_>, args: &[Obj], i: usize) -> PyResult<u64> {
+pub(super) fn arg_u64(gil: Gil<'_>, args: &[Obj], i: usize) -> PyResult<u64> {
     match arg(gil, args, i)?.as_i64(gil)? {
         Some(v) if v >= 0 => Ok(v as u64),
         _ => Err(PyErr::new(
@@ -131,6 +141,11 @@ fn arg_timeout(gil: Gil<'_>, args: &[Obj], i: usize) -> PyResult<Option<Duration
         ));
     }
     Ok(Some(Duration::from_secs_f64(secs.clamp(0.0, 1e9))))
+}
+
+/// The running pool `id`, if there is one.
+pub(super) fn pool_by_id(id: u64) -> Option<Arc<Pool>> {
+    lock(&POOLS).as_ref().and_then(|p| p.get(&id).cloned())
 }
 
 fn pool(gil: Gil<'_>, id: u64) -> PyResult<Arc<Pool>> {
@@ -776,9 +791,10 @@ fn new_call(pool: &Arc<Pool>) -> (u64, Sender<Event>, Arc<AtomicBool>) {
     (id, tx, cancel)
 }
 
-/// `_map_start(pool, fid, spec, items, star, chunksize) -> call id`.
+/// `_map_start(pool, fid, spec, items, star, chunksize[, bar]) -> call id`.
 ///
-/// `items` is a list, a tuple or a range. Each chunk is queued as soon as
+/// `items` is a list, a tuple or a range. With a `bar` (an id from
+/// `_progress_start`, or None), workers count the calls they finish on it. Each chunk is queued as soon as
 /// it is encoded, so the workers start while the rest is still encoding. An
 /// item that cannot travel raises TypeError: chunks already running finish,
 /// unread, and the others never start.
@@ -791,21 +807,28 @@ fn map_start(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     // One lender for all items: an object repeated in the input is lent once.
     let mut lender = Lender::new(gil);
     let (id, tx, cancel) = new_call(&p);
+    let bar = match args.get(6).filter(|o| !o.is_none()) {
+        Some(b) => observe::bar(b.as_i64(gil)?.unwrap_or(0) as u64),
+        None => None,
+    };
     let send = |start: usize, batch: Vec<Value>| {
-        p.submit(Job::new(
-            id,
-            Arc::clone(&f),
-            Payload::Chunk {
-                start,
-                items: batch,
-                star,
-            },
-            Reply {
-                tx: tx.clone(),
-                tag: id,
-            },
-            Some(Arc::clone(&cancel)),
-        ))
+        p.submit(
+            Job::new(
+                id,
+                Arc::clone(&f),
+                Payload::Chunk {
+                    start,
+                    items: batch,
+                    star,
+                },
+                Reply {
+                    tx: tx.clone(),
+                    tag: id,
+                },
+                Some(Arc::clone(&cancel)),
+            )
+            .with_progress(bar.clone()),
+        )
     };
     let sent = match int_range(gil, items)? {
         // A range of machine ints: no int object is made on this side at all.

@@ -115,3 +115,16 @@ pub fn exit_by_sigint() -> i32 {
     }
     130
 }
+
+/// Runs `hook` when the process exits through `exit()`: after `main`
+/// returns, and also when CPython ends the process itself (`Py_Exit`, which
+/// `sys.exit()` in `-c` code or a script reaches through `PyErr_Print`,
+/// never returns to us).
+pub fn at_process_exit(hook: extern "C" fn()) {
+    // SAFETY: atexit(3) only records the pointer; `hook` is a plain
+    // function that touches no interpreter state (it runs after CPython
+    // finalized, on whatever thread calls exit()).
+    unsafe {
+        libc::atexit(hook);
+    }
+}

@@ -96,6 +96,10 @@ pub struct Job {
     /// A future's own state (submit only): whether it was cancelled, or
     /// has started, decided once by whichever side gets there first.
     pub task: Option<Arc<TaskState>>,
+    /// When it was queued, while `--stats` or `--timeline` records.
+    pub queued: Option<std::time::Instant>,
+    /// The progress bar its calls count towards (a map with `progress=True`).
+    pub progress: Option<Arc<crate::observe::progress::Bar>>,
 }
 
 /// Whether a future's job is pending, cancelled or started: one atomic
@@ -163,6 +167,8 @@ impl Job {
             cancel,
             answered: false,
             task: None,
+            queued: crate::observe::recording().then(std::time::Instant::now),
+            progress: None,
         }
     }
 
@@ -170,6 +176,22 @@ impl Job {
     pub fn with_task(mut self, task: Arc<TaskState>) -> Job {
         self.task = Some(task);
         self
+    }
+
+    /// The job of a map with a progress bar: its calls count towards `bar`.
+    pub fn with_progress(mut self, bar: Option<Arc<crate::observe::progress::Bar>>) -> Job {
+        self.progress = bar;
+        self
+    }
+
+    /// How many calls the job makes (a map chunk: one per item; an
+    /// initializer: none, it is no task).
+    pub fn calls(&self) -> usize {
+        match &self.payload {
+            Payload::Chunk { items, .. } => items.len(),
+            Payload::Init { .. } => 0,
+            _ => 1,
+        }
     }
 
     /// Sends `event` (this job's answer) to its caller. The payload, which

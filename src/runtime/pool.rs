@@ -1,6 +1,6 @@
 //! A pool: N worker threads, each owning one sub-interpreter.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -11,6 +11,8 @@ use super::idle::Idle;
 use super::worker::{self, WorkerSetup};
 use super::{Event, Job, Outcome};
 use crate::ffi::interp::InterruptSlot;
+use crate::observe::log::{debug, info};
+use crate::observe::record::{PoolRec, WorkerRec};
 use crate::transfer::Value;
 
 /// What other threads may know about a running worker.
@@ -26,6 +28,11 @@ pub(super) struct WorkerCtl {
     pub abandoned: AtomicBool,
     /// Set once the worker's interpreter is up and it takes jobs.
     pub started: AtomicBool,
+    /// What it did, while `--stats` or `--timeline` records.
+    pub rec: Option<Arc<WorkerRec>>,
+    /// Its pool's number and its index, for log lines.
+    pub pool: usize,
+    pub index: usize,
 }
 
 impl WorkerCtl {
@@ -41,6 +48,13 @@ impl WorkerCtl {
         let running = self.running.load(Ordering::SeqCst);
         if running == 0 || (group != 0 && running != group) {
             return None;
+        }
+        debug!(
+            "pool {}: interrupting worker {} (call {running})",
+            self.pool, self.index
+        );
+        if let Some(rec) = &self.rec {
+            rec.mark("interrupt", format!("call {running}"));
         }
         let ctl = Arc::clone(self);
         self.slot
@@ -87,6 +101,8 @@ struct Threads {
 /// A running pool of workers.
 pub struct Pool {
     me: Weak<Pool>,
+    /// 1, 2, … in the order pools started (for log lines and reports).
+    number: usize,
     size: usize,
     setup: Arc<Value>,
     global: Sender<Event>,
@@ -108,6 +124,8 @@ pub struct Pool {
     stuck: AtomicBool,
     /// How idle workers wait, and how submitters wake them.
     idle: Arc<Idle>,
+    /// What it did, while `--stats` or `--timeline` records.
+    rec: Option<Arc<PoolRec>>,
 }
 
 impl Pool {
@@ -117,8 +135,12 @@ impl Pool {
     pub fn start(size: usize, setup: Value, global: Sender<Event>) -> Result<Arc<Pool>, PoolError> {
         let (shared_tx, shared_rx) = unbounded::<Job>();
         let (exited_tx, exited) = unbounded::<usize>();
+        static POOLS_STARTED: AtomicUsize = AtomicUsize::new(0);
+        let number = POOLS_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
+        info!("pool {number}: starting {size} workers");
         let pool = Arc::new_cyclic(|me| Pool {
             me: me.clone(),
+            number,
             size,
             setup: Arc::new(setup),
             global,
@@ -131,6 +153,7 @@ impl Pool {
             closed: AtomicBool::new(false),
             stuck: AtomicBool::new(false),
             idle: Arc::default(),
+            rec: crate::observe::record::pool_started(number, size),
         });
         for id in 0..size {
             let (tx, rx) = unbounded::<Job>();
@@ -155,7 +178,12 @@ impl Pool {
     /// Starts worker `id` on a new thread, serving the own queue `own`;
     /// returns its control.
     fn spawn_worker(&self, id: usize, own: Receiver<Job>) -> Result<Arc<WorkerCtl>, PoolError> {
-        let ctl = Arc::new(WorkerCtl::default());
+        let ctl = Arc::new(WorkerCtl {
+            rec: self.rec.as_ref().map(|r| r.worker(id)),
+            pool: self.number,
+            index: id,
+            ..WorkerCtl::default()
+        });
         let ws = WorkerSetup {
             id,
             size: self.size,
@@ -190,6 +218,14 @@ impl Pool {
         let own = w.own[id].1.clone();
         if let Ok(ctl) = self.spawn_worker(id, own) {
             stuck.abandoned.store(true, Ordering::SeqCst);
+            info!(
+                "pool {}: worker {id} did not stop within {} ms of an interrupt; a new worker takes its place",
+                self.number,
+                STOP_GRACE.as_millis()
+            );
+            if let Some(rec) = &stuck.rec {
+                rec.mark("replaced", "stuck after an interrupt".into());
+            }
             w.ctls[id] = ctl;
         }
     }
@@ -197,6 +233,15 @@ impl Pool {
     /// Number of workers.
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// How many workers run a job now.
+    pub fn busy(&self) -> usize {
+        lock(&self.workers)
+            .ctls
+            .iter()
+            .filter(|c| c.running.load(Ordering::Relaxed) != 0)
+            .count()
     }
 
     /// Queues a job for whichever worker is free first.
@@ -264,7 +309,12 @@ impl Pool {
     /// Stops accepting work. Workers finish what is queued, then end their
     /// interpreters; see [`Pool::wait_exited`].
     pub fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
+        if !self.closed.swap(true, Ordering::SeqCst) {
+            info!("pool {}: closing", self.number);
+            if let Some(rec) = &self.rec {
+                rec.closed();
+            }
+        }
         lock(&self.shared).take();
         {
             let mut w = lock(&self.workers);

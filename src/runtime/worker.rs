@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
@@ -13,6 +14,8 @@ use super::idle::Idle;
 use super::{Event, FuncRef, Job, Outcome, Payload, Reply};
 use crate::ffi::interp::{InterruptSlot, current_interpreter_id, run_in_new_interpreter};
 use crate::ffi::{Gil, Obj, PyErr, PyResult};
+use crate::observe::log::debug;
+use crate::observe::record::{JobDone, WorkerRec, func_label};
 use crate::transfer::{Value, decode, encode};
 
 /// What a worker thread needs to start.
@@ -153,6 +156,7 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 
 /// The worker thread's body.
 pub(super) fn run(ws: WorkerSetup) {
+    let spawned = Instant::now();
     WORKER_ID.with(|w| w.set(Some(ws.id)));
     SLOT.with(|s| *s.borrow_mut() = Some(Arc::clone(&ws.ctl.slot)));
     GLOBAL.with(|g| *g.borrow_mut() = Some(ws.global.clone()));
@@ -183,14 +187,13 @@ pub(super) fn run(ws: WorkerSetup) {
         // jobs left are failed below; it never unwinds out of the thread
         // unnoticed, nor across CPython's frames.
         result = run_in_new_interpreter(&ws.ctl.slot, |gil| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(gil, &ws))).map_err(
-                |p| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(gil, &ws, spawned)))
+                .map_err(|p| {
                     CURRENT.with(|c| c.borrow_mut().take());
                     ws.ctl.running.store(0, Ordering::SeqCst);
                     interpreter_outputs().remove(&current_interpreter_id(gil));
                     format!("worker {} failed: {}", ws.id, panic_text(&*p))
-                },
-            )
+                })
         })
         .and_then(|r| r.and_then(|r| r));
         match &result {
@@ -208,10 +211,13 @@ pub(super) fn run(ws: WorkerSetup) {
         }
     }
     GLOBAL.with(|g| g.borrow_mut().take());
+    if let Some(rec) = &ws.ctl.rec {
+        rec.ended();
+    }
     let _ = ws.exited.send(ws.id);
 }
 
-fn serve(gil: Gil<'_>, ws: &WorkerSetup) -> Result<(), String> {
+fn serve(gil: Gil<'_>, ws: &WorkerSetup, spawned: Instant) -> Result<(), String> {
     let interp = current_interpreter_id(gil);
     interpreter_outputs().insert(interp, ws.global.clone());
     let mut broken: Option<String> = None;
@@ -226,6 +232,17 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) -> Result<(), String> {
             None
         }
     };
+    if hooks.is_some() {
+        debug!(
+            "pool {}: worker {} ready in {}",
+            ws.ctl.pool,
+            ws.id,
+            crate::observe::stats::human_time(spawned.elapsed())
+        );
+    }
+    if let Some(rec) = &ws.ctl.rec {
+        rec.ready();
+    }
     let mut funcs: HashMap<u64, Cached> = HashMap::new();
     let mut swept = super::funcs_dropped();
     let mut refusals = refusals_counted();
@@ -256,6 +273,7 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) -> Result<(), String> {
             continue;
         };
         CURRENT.with(|c| *c.borrow_mut() = Some(job.reply.clone()));
+        let began = ws.ctl.rec.as_ref().map(|_| Instant::now());
         ws.ctl.running.store(job.group, Ordering::SeqCst);
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if fault::hit(fault::Point::Panic) {
@@ -288,6 +306,12 @@ fn serve(gil: Gil<'_>, ws: &WorkerSetup) -> Result<(), String> {
             e.print(gil);
         }
         CURRENT.with(|c| c.borrow_mut().take());
+        if let Some(bar) = &job.progress {
+            bar.add(job.calls() as u64);
+        }
+        if let (Some(rec), Some(began)) = (&ws.ctl.rec, began) {
+            record_job(rec, &job, &event, began);
+        }
         job.answer(event);
         // Functions that main forgot, and no job needs, go (with what they captured).
         let dropped = super::funcs_dropped();
@@ -318,6 +342,42 @@ impl Hooks {
             .and_then(|v| v.is_true(gil))
             .unwrap_or(true)
     }
+}
+
+/// Adds a finished job to its worker's record (`--stats`, `--timeline`).
+fn record_job(rec: &WorkerRec, job: &Job, event: &Event, began: Instant) {
+    let end = Instant::now();
+    let (kind, first, bytes_in) = match &job.payload {
+        Payload::Call { args, kwargs } => ("call", 0, args.wire_size() + kwargs.wire_size()),
+        Payload::Chunk { start, items, .. } => {
+            ("map", *start, items.iter().map(Value::wire_size).sum())
+        }
+        Payload::Spmd { args, kwargs, .. } => ("spmd", 0, args.wire_size() + kwargs.wire_size()),
+        Payload::Init { args } => ("init", 0, args.wire_size()),
+    };
+    let outcome_size = |o: &Outcome| match o {
+        Outcome::Ok(v) | Outcome::Err(v) => v.wire_size(),
+        Outcome::Failed(m) => m.len() as u64,
+        Outcome::Cancelled => 0,
+    };
+    let bytes_out = match event {
+        Event::Done { outcome, .. } => outcome_size(outcome),
+        Event::Chunk { outcomes, .. } => outcomes.iter().map(outcome_size).sum(),
+        _ => 0,
+    };
+    rec.job_done(
+        JobDone {
+            kind,
+            start: began,
+            end,
+            queued: job.queued,
+            tasks: job.calls(),
+            first,
+            bytes_in,
+            bytes_out,
+        },
+        || func_label(&job.func.spec),
+    );
 }
 
 /// Imports `parpy` in the new interpreter and runs `parpy._worker_setup`.

@@ -35,6 +35,28 @@ pub enum Value {
     Pickled(Vec<u8>),
 }
 
+impl Value {
+    /// The bytes this value moves between interpreters, near enough: the
+    /// payload of strings, bytes and pickles, 8 per scalar or pointer, and
+    /// the sum over containers. A shared buffer moves no bytes, only its
+    /// pointer. For `--stats` and `--timeline`.
+    pub fn wire_size(&self) -> u64 {
+        match self {
+            Value::None | Value::Bool(_) => 1,
+            Value::Int(_) | Value::Float(_) | Value::Shared(_) => 8,
+            Value::BigInt(s) | Value::Str(s) => s.len() as u64,
+            Value::StrRaw(b) | Value::Bytes(b) | Value::ByteArray(b) | Value::Pickled(b) => {
+                b.len() as u64
+            }
+            Value::Lent(l) => l.data().len() as u64,
+            Value::List(v) | Value::Tuple(v) | Value::Set(v) | Value::FrozenSet(v) => {
+                v.iter().map(Value::wire_size).sum()
+            }
+            Value::Dict(kv) => kv.iter().map(|(k, v)| k.wire_size() + v.wire_size()).sum(),
+        }
+    }
+}
+
 /// Containers nested deeper than this are pickled as a whole, so encoding
 /// never recurses without bound on the thread's stack.
 const MAX_NATIVE_DEPTH: usize = 200;
@@ -168,6 +190,12 @@ fn encode_all(
 }
 
 fn pickle(gil: Gil<'_>, obj: &Obj) -> PyResult<Value> {
+    if crate::observe::recording() {
+        crate::observe::record::pickled(
+            obj.type_name(gil),
+            crate::runtime::current_worker().is_some(),
+        );
+    }
     let dumps = gil.import("pickle")?.getattr(gil, c"dumps")?;
     let proto = gil.int(5)?;
     let data = dumps.call(gil, &[obj, &proto])?;

@@ -36,6 +36,10 @@ __all__ = [
 
 _IN_WORKER = _worker_id() is not None
 _WID = _worker_id()
+# --stats or --timeline on; maps draw a bar unless told not to (--progress);
+# --timeline on. Fixed for the process's life.
+_RECORDING, _PROGRESS_DEFAULT, _TIMELINE = _observe_flags()
+_bars = set()  # progress bars being drawn: output is written around them
 
 
 # --- compat -----------------------------------------------------------------
@@ -231,17 +235,20 @@ class ParallelFunction:
         """Run ``fn(*args, **kwargs)`` on the default pool; returns a Future."""
         return _default_executor().submit(self.__wrapped__, *args, **kwargs)
 
-    def map(self, *iterables, chunksize=None, timeout=None):
-        """``list(map(fn, *iterables))`` computed on the pool, in input order."""
+    def map(self, *iterables, chunksize=None, timeout=None, progress=None):
+        """``list(map(fn, *iterables))`` computed on the pool, in input order.
+        ``progress=True`` draws a live bar on stderr (default: ``--progress``)."""
         out = []
         for values in _default_executor()._map(self.__wrapped__, iterables, chunksize,
-                                               timeout, ordered=True, chunks=True):
+                                               timeout, ordered=True, chunks=True,
+                                               progress=progress):
             out += values
         return out
 
-    def map_unordered(self, *iterables, chunksize=None, timeout=None):
+    def map_unordered(self, *iterables, chunksize=None, timeout=None, progress=None):
         """Yields ``fn(*args)`` results as they complete, in any order."""
-        return _default_executor()._map(self.__wrapped__, iterables, chunksize, timeout, ordered=False)
+        return _default_executor()._map(self.__wrapped__, iterables, chunksize, timeout,
+                                        ordered=False, progress=progress)
 
 
 
@@ -735,7 +742,10 @@ def _write_output(stream, text):
     if out is None:
         return
     try:
-        out.write(text)
+        if _bars:
+            _progress_write(out, text)  # the bars are cleared around it
+        else:
+            out.write(text)
     except Exception:
         pass
 
@@ -1052,12 +1062,13 @@ class _FallbackPool:
         self._jobs.put((fut, spec, args, kwargs or {}))
         with self._lock:
             while len(self._threads) < self.size:
-                t = threading.Thread(target=self._serve, name="parpy-fallback", daemon=True)
+                t = threading.Thread(target=self._serve, args=(len(self._threads),),
+                                     name="parpy-fallback", daemon=True)
                 t.start()
                 self._threads.append(t)
         return fut
 
-    def _serve(self):
+    def _serve(self, number):
         child = self._start_child() if self.mode == "process" else None
         try:
             while True:
@@ -1067,6 +1078,7 @@ class _FallbackPool:
                 fut, spec, args, kwargs = job
                 if not fut.set_running_or_notify_cancel():
                     continue
+                began = _observe_now() if _RECORDING else None
                 try:
                     if child is None:
                         ok, value = True, _resolve(spec)(*args, **kwargs)
@@ -1077,6 +1089,8 @@ class _FallbackPool:
                             value = _unpack_exc(value)
                 except BaseException as e:
                     ok, value = False, e
+                if began is not None:
+                    _observe_fallback(_spec_label(spec), self.mode, number, began, _observe_now())
                 if ok:
                     fut.set_result(value)
                 else:
@@ -1107,6 +1121,15 @@ class _FallbackPool:
             self._jobs.put(None)
         for t in threads:
             t.join()
+
+
+def _spec_label(spec):
+    """A function's name from its spec (see :func:`_make_spec`)."""
+    if spec[0] == "name":
+        return spec[2]
+    if spec[0] == "code":
+        return spec[2][2]
+    return "<pickled callable>"
 
 
 def _fallback():
@@ -1147,8 +1170,11 @@ def _use_fallback(fid, fn_name, module):
     if fid not in _fallback_fids:
         _fallback_fids.add(fid)
         where = (f"{_default_workers()} worker processes" if mode == "process" else "the main interpreter")
-        print(f"parpy: {fn_name} needs module {module!r}, which cannot load in a sub-interpreter; "
-              f"running it in {where} instead (--fallback={mode})", file=_sys.stderr, flush=True)
+        _write_output(2, f"parpy: {fn_name} needs module {module!r}, which cannot load in a sub-interpreter; "
+                         f"running it in {where} instead (--fallback={mode})\n")
+        if _sys.stderr is not None:
+            _sys.stderr.flush()
+        _log("info", f"fallback: {fn_name} runs in {where} from now on (module {module!r} refused a sub-interpreter)")
     return True
 
 
@@ -1462,7 +1488,7 @@ class _Inline:
         _check_chunksize(chunksize)
         return map(fn, *iterables)
 
-    def _map(self, fn, iterables, chunksize, timeout, ordered=True, chunks=False):
+    def _map(self, fn, iterables, chunksize, timeout, ordered=True, chunks=False, progress=None):
         it = self.map(fn, *iterables)
         return (list(it),) if chunks else it
 
@@ -1555,27 +1581,35 @@ def _define_pool():
 
         submit.__doc__ = """Run ``fn(*args, **kwargs)`` on the pool; returns a Future."""
 
-        def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
+        def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None, progress=None):
             """Like ``concurrent.futures.Executor.map``: all calls are queued
             now; results come back in input order. With ``buffersize`` (as in
             Python 3.14), at most ``buffersize * chunksize`` calls are queued
-            or unread at a time, and the input is read only that far ahead."""
+            or unread at a time, and the input is read only that far ahead.
+            ``progress=True`` draws a live bar on stderr (default: ``--progress``)."""
             if buffersize is not None:
                 if not isinstance(buffersize, int):
                     raise TypeError("buffersize must be an integer or None")
                 if buffersize < 1:
                     raise ValueError("buffersize must be None or > 0")
                 _check_chunksize(chunksize)
-                return self._map_buffered(fn, iterables, timeout, buffersize * (chunksize or 1))
-            return self._map(fn, iterables, chunksize, timeout, ordered=True)
+                return self._map_buffered(fn, iterables, timeout, buffersize * (chunksize or 1), progress)
+            return self._map(fn, iterables, chunksize, timeout, ordered=True, progress=progress)
 
-        def _map_buffered(self, fn, iterables, timeout, window):
+        def _map_buffered(self, fn, iterables, timeout, window, progress=None):
             """``map`` with a bounded window, one future per call, as the
             standard library's: the input is consumed as results are read."""
             import collections
             import itertools
             import weakref
             end = None if timeout is None else time.monotonic() + timeout
+            total = None
+            if progress or (progress is None and _PROGRESS_DEFAULT):
+                try:
+                    total = min(len(it) for it in iterables)
+                except TypeError:
+                    pass  # an iterator: the bar counts without a total
+            bar = _bar_start(self._start(), fn, total, progress)
             args = zip(*iterables)
             fs = collections.deque(self.submit(fn, *a) for a in itertools.islice(args, window))
             me = weakref.ref(self)
@@ -1592,18 +1626,27 @@ def _define_pool():
                         fut = fs.popleft()
                         left = None if end is None else end - time.monotonic()
                         try:
-                            yield fut.result(left)
+                            result = fut.result(left)
+                            if bar is not None:
+                                _progress_add(bar, 1)
+                            yield result
                         finally:
                             del fut
+                            result = None
                 finally:
                     for f in fs:
                         f.cancel()
+                    _bar_end(bar)
 
-            return results()
+            gen = results()
+            if bar is not None:
+                weakref.finalize(gen, _bar_end, bar)
+            return gen
 
-        def _map(self, fn, iterables, chunksize, timeout, ordered, chunks=False):
+        def _map(self, fn, iterables, chunksize, timeout, ordered, chunks=False, progress=None):
             """The results of ``fn`` over ``iterables``: an iterator of values,
-            or with ``chunks``, of lists of consecutive values."""
+            or with ``chunks``, of lists of consecutive values. ``progress``:
+            draw a bar (None: as ``--progress`` says)."""
             _check_chunksize(chunksize)
             pool = self._start()
             if not iterables:
@@ -1624,15 +1667,20 @@ def _define_pool():
                 chunksize = max(1, min(4096, n // (self._max_workers * 8)))
             fid, spec = _func_spec(fn)
             job = (fid, spec, fn, items, star)
+            bar = _bar_start(pool, fn, n, progress)
             if fid in _fallback_fids:
-                gen = _fallback_results(job, range(n), {}, end, ordered)
+                gen = _fallback_results(job, range(n), {}, end, ordered, bar=bar)
                 return gen if chunks else (box.pop() for box in gen)
-            call = _map_start(pool, fid, spec, items, star, chunksize)
-            gen = (_result_chunks if chunks else _results)(call, n, end, ordered, job)
+            try:
+                call = _map_start(pool, fid, spec, items, star, chunksize, bar)
+            except BaseException:
+                _bar_end(bar)
+                raise
+            gen = (_result_chunks if chunks else _results)(call, n, end, ordered, job, bar)
             # A generator dropped before it starts never runs its finally; as
             # with concurrent.futures, its tasks still run (output included).
             import weakref
-            weakref.finalize(gen, _call_end, call, False)
+            weakref.finalize(gen, _map_dropped, call, bar)
             return gen
 
         def spmd(self, fn, *args, **kwargs):
@@ -1744,16 +1792,20 @@ def _define_pool():
                 got += len(values if values is not None else outcomes)
                 yield start, values, outcomes
 
-    def _results(call, n, end, ordered, job):
+    def _map_dropped(call, bar):
+        _call_end(call, False)
+        _bar_end(bar)
+
+    def _results(call, n, end, ordered, job, bar):
         """Yields a map's results one by one (see ``_result_chunks``)."""
-        for values in _result_chunks(call, n, end, ordered, job):
+        for values in _result_chunks(call, n, end, ordered, job, bar):
             # Popped as yielded: a result is not kept alive by its chunk
             # once the caller has it.
             values.reverse()
             while values:
                 yield values.pop()
 
-    def _result_chunks(call, n, end, ordered, job):
+    def _result_chunks(call, n, end, ordered, job, bar):
         """Yields a map's results as lists, a chunk at a time: a per-item
         step here would cost more than the task itself. Items refused by a
         sub-interpreter (and everything not yet done) move to the fallback
@@ -1787,7 +1839,9 @@ def _define_pool():
                                     finished.update(range(s, s + c))
                                 todo = [i for i in range(n) if i not in finished]
                                 done = {}
-                            yield from _fallback_results(job, todo, done, end, ordered, nxt)
+                            if bar is not None:
+                                _progress_set(bar, n - len(todo))  # the refused calls are redone
+                            yield from _fallback_results(job, todo, done, end, ordered, nxt, bar)
                             return
                         ok, value = _outcome(status, payload)
                         if not ok:
@@ -1821,6 +1875,7 @@ def _define_pool():
                         break
         finally:
             _call_end(call)
+            _bar_end(bar)
 
     class _Failed:
         """A map item's exception, waiting for its turn (ordered results)."""
@@ -1829,13 +1884,16 @@ def _define_pool():
         def __init__(self, exc):
             self.exc = exc
 
-    def _fallback_results(job, todo, done, end, ordered, first=0):
+    def _fallback_results(job, todo, done, end, ordered, first=0, bar=None):
         """Runs items ``todo`` of a map in the fallback pool; ``done`` holds
         results already computed (ordered mode). Yields one-item lists that
         the caller may empty (nothing here keeps a yielded result)."""
         fid, spec, fn, items, star = job
         fb = _fallback()
         futs = {i: fb.submit(spec, tuple(items[i]) if star else (items[i],), None) for i in todo}
+        if bar is not None:
+            for f in futs.values():
+                f.add_done_callback(lambda f: f.cancelled() or _progress_add(bar, 1))
         try:
             if ordered:
                 for i in range(first, len(items)):
@@ -1858,8 +1916,28 @@ def _define_pool():
         finally:
             for f in futs.values():
                 f.cancel()
+            _bar_end(bar)
 
     return _Pool
+
+
+def _bar_start(pool, fn, total, progress):
+    """A progress bar for a map of ``fn`` (``progress``: True, False, or
+    None for ``--progress``); None when there is to be none."""
+    if progress is None:
+        progress = _PROGRESS_DEFAULT
+    if not progress:
+        return None
+    bar = _progress_start(pool or 0, _fn_name(fn), total)
+    _bars.add(bar)
+    return bar
+
+
+def _bar_end(bar):
+    """Ends a bar (once; later calls do nothing)."""
+    if bar is not None and bar in _bars:
+        _bars.discard(bar)
+        _progress_end(bar)
 
 
 _future_cls = None
