@@ -167,7 +167,12 @@ impl Run {
         // A hung run is ended with SIGABRT, so that Python prints every
         // thread's traceback before it dies (see `dump_and_kill`).
         cmd.env("PYTHONFAULTHANDLER", "1");
-        for var in ["PARPY_WORKERS", "PARPY_PROGRESS", "PARPY_LOG", "PARPY_VERBOSE"] {
+        for var in [
+            "PARPY_WORKERS",
+            "PARPY_PROGRESS",
+            "PARPY_LOG",
+            "PARPY_VERBOSE",
+        ] {
             cmd.env_remove(var);
         }
         cmd.env_remove("VIRTUAL_ENV");

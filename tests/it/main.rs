@@ -6,6 +6,7 @@ mod compat;
 mod contract;
 mod finder;
 mod launcher;
+mod observe;
 mod packaging;
 mod parallel;
 mod resilience;

@@ -357,7 +357,7 @@ fn bad_fallback_values_are_refused() {
 /// that succeeds once they are usable. Each Python of CI's matrix (one `CARGO_TARGET_DIR`
 /// each) has its own. `None` when PyPI has no wheel for this Python (a new minor version,
 /// or a debug build, whose ABI tag is `cp3Xd`).
-fn pypi_venv(name: &str, packages: &[&str], probe: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn pypi_venv(name: &str, packages: &[&str], probe: &str) -> Option<std::path::PathBuf> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     // target/release/parpy -> target/<name>
@@ -409,7 +409,7 @@ fn numpy_venv() -> Option<std::path::PathBuf> {
 
 /// Says on stderr, past the test harness's capture, that a test was skipped
 /// because PyPI has no wheel of `what` for this Python, so that CI's log says so.
-fn skip_without_wheel(test: &str, what: &str) {
+pub(crate) fn skip_without_wheel(test: &str, what: &str) {
     let msg = format!(
         "SKIPPED {test}: PyPI has no {what} wheel for {} (pip: No matching distribution found)\n",
         python_bin().display()
