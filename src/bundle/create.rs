@@ -26,6 +26,7 @@ pub const STUB_NAME: &str = "parpy-bundle-stub";
 #[command(
     name = "parpy bundle",
     disable_version_flag = true,
+    override_usage = "parpy bundle [OPTIONS] SCRIPT\n       parpy bundle --cache | --clean",
     about = "Build a single-file executable that runs SCRIPT like `parpy SCRIPT` does, \
              on machines without Python.",
     after_help = "The file holds parpy, its Python runtime (libpython and the standard library), \

@@ -902,20 +902,18 @@ fn bundle_cache_lists_and_cleans_but_keeps_running_apps() {
     let listing = ok(&o);
     assert!(listing.contains(root.to_str().unwrap()), "{listing}");
     let real_app = fs::canonicalize(&app).unwrap();
+    // (A loaded machine may take over a minute from the app's run to here.)
+    let recent = |row: &str| row.contains("(just now)") || row.contains(" minute");
     let row = cache_row(listing, &app_entry);
-    for want in [
-        " MB",
-        "just now",
-        " no ",
-        "app.py",
-        real_app.to_str().unwrap(),
-    ] {
+    for want in [" MB", " no ", "app.py", real_app.to_str().unwrap()] {
         assert!(row.contains(want), "{want:?} not in {row:?}:\n{listing}");
     }
+    assert!(recent(row), "{listing}");
     let row = cache_row(listing, &waiter_entry);
-    for want in [" MB", "just now", " yes ", "waiter.py"] {
+    for want in [" MB", " yes ", "waiter.py"] {
         assert!(row.contains(want), "{want:?} not in {row:?}:\n{listing}");
     }
+    assert!(recent(row), "{listing}");
     assert!(listing.contains("2 unpacked bundles"), "{listing}");
 
     // --clean removes the idle one and keeps the running one.
