@@ -447,6 +447,34 @@ impl Root {
                 Ok(f) => f,
                 // Removed just now: look again.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                // A read-only cache (say, unpacked into an image that runs
+                // with a read-only file system): nobody can remove anything
+                // there, and a read-only descriptor locks as well.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EROFS | libc::EACCES)) => {
+                    let ro = |p: &Path, flags| {
+                        OpenOptions::new()
+                            .read(true)
+                            .custom_flags(libc::O_NOFOLLOW | flags)
+                            .open(p)
+                    };
+                    match ro(&lock_path, 0) {
+                        Ok(f) => f,
+                        // Unpacked by an older parpy: no lock file to open.
+                        Err(n) if n.kind() == io::ErrorKind::NotFound => {
+                            let f = ro(&dir, libc::O_DIRECTORY)
+                                .map_err(io_err(format!("cannot open {}", dir.display())))?;
+                            flock(&f, libc::LOCK_SH)
+                                .map_err(io_err(format!("cannot lock {}", dir.display())))?;
+                            return Ok(Some(f));
+                        }
+                        Err(_) => {
+                            return Err(CacheError::Io(
+                                format!("cannot open {}", lock_path.display()),
+                                e,
+                            ));
+                        }
+                    }
+                }
                 Err(e) => {
                     return Err(CacheError::Io(
                         format!("cannot open {}", lock_path.display()),
@@ -1162,6 +1190,29 @@ mod tests {
             assert_eq!(removed == 1, !d.is_dir(), "round {round}");
             drop(used);
             let _ = fs::remove_dir_all(&d);
+        }
+    }
+
+    #[test]
+    fn a_read_only_entry_still_starts() {
+        // (Root ignores permissions; a read-only mount needs privileges, so
+        // this checks the fallback as another user would meet it.)
+        if euid() == 0 {
+            eprintln!("SKIPPED: root may write anywhere");
+            return;
+        }
+        let t = Tmp::new("ro");
+        let root = root_with(&t, &[&hex('a'), &hex('b')]);
+        drop(root.use_entry(&hex('a')).unwrap().unwrap());
+        for n in [hex('a'), hex('b')] {
+            let d = root.path.join(&n);
+            let _ = fs::set_permissions(d.join(USE), fs::Permissions::from_mode(0o400));
+            fs::set_permissions(&d, fs::Permissions::from_mode(0o500)).unwrap();
+        }
+        assert!(root.use_entry(&hex('a')).unwrap().is_some());
+        assert!(root.use_entry(&hex('b')).unwrap().is_some());
+        for n in [hex('a'), hex('b')] {
+            fs::set_permissions(root.path.join(n), fs::Permissions::from_mode(0o700)).unwrap();
         }
     }
 

@@ -951,6 +951,26 @@ fn bundle_cache_lists_and_cleans_but_keeps_running_apps() {
         dir.path(),
     );
     assert_eq!(entries(&root), [app_entry]);
+
+    // A read-only cache (say, unpacked into an image that runs with a read-only
+    // file system) still starts what it holds.
+    if sandbox() == Sandbox::Namespace {
+        let script = format!(
+            "mount --bind '{r}' '{r}' && mount -o remount,bind,ro '{r}' && exec \"$0\" x 'y z'",
+            r = root.display()
+        );
+        assert_app_runs(
+            Path::new("/bin/sh"),
+            &["-c", &script, app.to_str().unwrap()],
+            &[
+                ("PARPY_WORKERS", "2"),
+                ("PARPY_BUNDLE_CACHE", root.to_str().unwrap()),
+                ("PATH", "/usr/bin:/bin"),
+            ],
+            None,
+            dir.path(),
+        );
+    }
 }
 
 #[test]
