@@ -20,8 +20,8 @@ use clap::Parser;
     about = "Run Python scripts with true parallelism: own-GIL sub-interpreters on OS threads.",
     after_help = "Every python option (-c, -m, -i, -I, -E, -s, -S, -u, -O, -B, -W, -X, -P, -q, -V, -h …) \
 works after parpy's options, exactly as with python3. `parpy -h` shows python's own option list.\n\n\
-Packaging:\n  parpy bundle SCRIPT -o APP [--add PATH]... [-r REQS | --venv DIR]\n                    build a single-file executable of SCRIPT and its Python runtime\n                    (`parpy bundle --help`; to run a script named `bundle`, use `parpy ./bundle`)\n\n\
-Environment:\n  PARPY_WORKERS=N   worker count when -j is not given\n  PARPY_FALLBACK=M  --fallback when it is not given\n  PARPY_PROGRESS=1  --progress\n  PARPY_LOG=LEVEL   pool events on stderr: info, or debug for more\n  PARPY_PYTHON=PATH (build time) the python3.X to build against"
+Packaging:\n  parpy bundle SCRIPT -o APP [--add PATH]... [-r REQS | --venv DIR]\n                    build a single-file executable of SCRIPT and its Python runtime\n                    (`parpy bundle --help`; to run a script named `bundle`, use `parpy ./bundle`)\n  parpy bundle --cache | --clean\n                    list the unpacked bundles, or remove those not in use\n\n\
+Environment:\n  PARPY_WORKERS=N   worker count when -j is not given\n  PARPY_FALLBACK=M  --fallback when it is not given\n  PARPY_PROGRESS=1  --progress\n  PARPY_LOG=LEVEL   pool events on stderr: info, or debug for more\n  PARPY_BUNDLE_CACHE=DIR where bundles unpack (default ~/.cache/parpy/bundles)\n  PARPY_PYTHON=PATH (build time) the python3.X to build against"
 )]
 pub struct Options {
     /// Number of worker sub-interpreters in the parallel pool (default: the CPUs this process may use)

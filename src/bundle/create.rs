@@ -26,13 +26,17 @@ pub const STUB_NAME: &str = "parpy-bundle-stub";
 #[command(
     name = "parpy bundle",
     disable_version_flag = true,
+    override_usage = "parpy bundle [OPTIONS] SCRIPT\n       parpy bundle --cache | --clean",
     about = "Build a single-file executable that runs SCRIPT like `parpy SCRIPT` does, \
              on machines without Python.",
     after_help = "The file holds parpy, its Python runtime (libpython and the standard library), \
 SCRIPT, the --add paths and the dependencies. Its first run unpacks the runtime into \
-$XDG_CACHE_HOME/parpy/bundles/<sha256> (default ~/.cache/...), checking the payload's sha256; \
-later runs start from there. `./APP ARGS...` then behaves like `parpy SCRIPT ARGS...`, \
-@parpy.parallel and __parallel__ included.\n\n\
+$PARPY_BUNDLE_CACHE/<sha256> (default $XDG_CACHE_HOME/parpy/bundles, else ~/.cache/...), \
+checking the payload's sha256; later runs start from there. `./APP ARGS...` then behaves like \
+`parpy SCRIPT ARGS...`, @parpy.parallel and __parallel__ included.\n\n\
+The cache: `parpy bundle --cache` lists it; `parpy bundle --clean` removes every unpacked \
+bundle that no running app uses. A bundle's start also removes, at most once a day, those \
+unused for 30 days (never one that runs).\n\n\
 C extensions: dependencies and --add paths may only hold pure Python. A bundle REFUSES \
 compiled extension modules (.so): they are built for one platform and Python and most \
 refuse parpy's sub-interpreter workers. The error names each one; --allow-native includes \
@@ -42,8 +46,16 @@ that ships with the standard library (ensurepip)."
 )]
 pub struct Args {
     /// The Python script that the bundle runs
-    #[arg(value_name = "SCRIPT")]
-    pub script: PathBuf,
+    #[arg(value_name = "SCRIPT", required_unless_present_any = ["cache", "clean"])]
+    pub script: Option<PathBuf>,
+
+    /// List the unpacked bundles in the cache (size, last use, in use), then exit
+    #[arg(long, conflicts_with_all = ["script", "clean"])]
+    pub cache: bool,
+
+    /// Remove the unpacked bundles that no running app uses, then exit
+    #[arg(long, conflicts_with = "script")]
+    pub clean: bool,
 
     /// The file to write (default: SCRIPT's name without .py, in the current folder)
     #[arg(short = 'o', long = "output", value_name = "APP")]
@@ -88,6 +100,12 @@ pub fn run(args: &[OsString]) -> Result<i32> {
             return Ok(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if args.cache {
+        return Ok(super::cache::print_cache());
+    }
+    if args.clean {
+        return Ok(super::cache::clean());
+    }
     let out = build(&args)?;
     eprintln!(
         "parpy bundle: wrote {} ({:.1} MB; runtime in the cache folder bundles/{}…)",
@@ -361,7 +379,9 @@ fn is_native(name: &str) -> bool {
 
 /// Builds the bundle that `args` describe.
 pub fn build(args: &Args) -> Result<Built> {
-    let script = &args.script;
+    let Some(script) = &args.script else {
+        bail!("no SCRIPT given");
+    };
     if !script.is_file() {
         bail!("{}: no such script", script.display());
     }

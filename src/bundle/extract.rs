@@ -2,10 +2,12 @@
 //! verify and unpack the payload the first time, start quickly afterwards.
 //!
 //! The stub compiles this file on its own (`#[path]`), so it uses only `std`,
-//! `tar`, `zstd` and its sibling `format`.
+//! `libc`, `tar`, `zstd` and its siblings `cache` and `format`.
 //!
-//! * The cache folder is `$XDG_CACHE_HOME/parpy/bundles/<sha256 of the payload>`
-//!   (else `~/.cache/…`, else `/tmp/parpy-<uid>/…`): one folder per distinct payload.
+//! * The cache folder is `<cache root>/<sha256 of the payload>`, one folder
+//!   (an entry) per distinct payload; `cache` says where the root is, how it
+//!   is checked before use, how a running copy marks its entry in use, and
+//!   what the daily clean-up removes.
 //! * The first run hashes the payload, refuses it on a mismatch, unpacks it
 //!   into a private temporary folder and renames that into place, so two first
 //!   runs at once never see a half-written tree (the loser of the rename
@@ -23,6 +25,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
+use super::cache::{self, CacheError, Root};
 use super::format::{self, ReadError, Trailer};
 
 /// Inside a cache folder: the file written last before the folder is renamed into place.
@@ -67,6 +70,15 @@ impl Error {
     }
 }
 
+impl From<CacheError> for Error {
+    fn from(e: CacheError) -> Self {
+        match e {
+            CacheError::Refused(why) => Error::Cache(why),
+            CacheError::Io(what, e) => Error::Io(what, e),
+        }
+    }
+}
+
 fn io_err(what: impl fmt::Display) -> impl FnOnce(io::Error) -> Error {
     move |e| Error::Io(what.to_string(), e)
 }
@@ -80,39 +92,11 @@ pub struct Ready {
     pub main: String,
     /// Whether this run hashed the payload (first run, or the file changed).
     pub hashed: bool,
-}
-
-/// The folder that holds one subfolder per unpacked bundle.
-pub fn cache_root() -> Result<PathBuf, Error> {
-    let abs = |k: &str| {
-        std::env::var_os(k)
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-    };
-    if let Some(x) = abs("XDG_CACHE_HOME") {
-        return Ok(x.join("parpy").join("bundles"));
-    }
-    if let Some(h) = abs("HOME") {
-        return Ok(h.join(".cache").join("parpy").join("bundles"));
-    }
-    // No home (an empty environment): a private folder in /tmp.
-    let uid = fs::metadata("/proc/self")
-        .map_err(io_err("cannot find the current user"))?
-        .uid();
-    let base = PathBuf::from(format!("/tmp/parpy-{uid}"));
-    match fs::DirBuilder::new().mode(0o700).create(&base) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(Error::Io(format!("cannot create {}", base.display()), e)),
-    }
-    let m = fs::symlink_metadata(&base).map_err(io_err(base.display()))?;
-    if !m.is_dir() || m.uid() != uid || m.mode() & 0o077 != 0 {
-        return Err(Error::Cache(format!(
-            "{} is not a private folder of this user; set XDG_CACHE_HOME or HOME",
-            base.display()
-        )));
-    }
-    Ok(base.join("bundles"))
+    /// The entry's in-use lock (`cache::Root::use_entry`): the launcher keeps
+    /// it open across its `exec`, for as long as the app runs.
+    pub lock: File,
+    /// How many unused entries the daily clean-up removed, when it ran.
+    pub swept: Option<usize>,
 }
 
 /// The stamp of a bundle file: changes whenever the file is written or replaced.
@@ -130,8 +114,8 @@ fn stamp(m: &fs::Metadata) -> String {
 }
 
 /// Makes the bundle in file `exe` ready to run: verifies its payload unless
-/// this very file was verified before, and unpacks it unless its cache
-/// folder exists.
+/// this very file was verified before, unpacks it unless its cache folder
+/// exists, and marks that folder in use (see `cache`).
 pub fn prepare(exe: &Path) -> Result<Ready, Error> {
     let file = File::open(exe).map_err(io_err(format!("cannot open {}", exe.display())))?;
     let meta = file.metadata().map_err(io_err(exe.display()))?;
@@ -144,29 +128,68 @@ pub fn prepare(exe: &Path) -> Result<Ready, Error> {
         }
     };
     let hex = trailer.hex();
-    let root = cache_root()?;
-    let dir = root.join(&hex);
+    let root = Root::open(true)?.ok_or_else(|| Error::Cache("no bundle cache".into()))?;
+    let dir = root.path.join(&hex);
     let marker = dir.join(VERIFIED).join(stamp(&meta));
-    if marker.is_file() {
-        return ready(dir, false);
-    }
+    let origin = fs::read_link(exe).unwrap_or_else(|_| exe.to_path_buf());
 
-    let payload =
-        read_payload(&file, &trailer).map_err(io_err(format!("cannot read {}", exe.display())))?;
-    let actual = format::sha256(&payload);
-    if actual != trailer.sha256 {
-        return Err(Error::Corrupt {
-            expected: hex,
-            actual: format::hex(&actual),
-        });
+    let mut payload = None;
+    // A cleaner may remove the entry between our looks: then we unpack it anew.
+    for _ in 0..4 {
+        if let Some(lock) = root.use_entry(&hex)? {
+            if marker.is_file() {
+                return finish(&root, dir, &hex, lock, false);
+            }
+            if dir.join(COMPLETE).is_file() {
+                verified(&mut payload, &file, &trailer, exe)?;
+                record(&dir, &marker, &origin);
+                return finish(&root, dir, &hex, lock, true);
+            }
+            // A folder without its completion mark: unpacked anew below.
+            drop(lock);
+        }
+        let data = verified(&mut payload, &file, &trailer, exe)?;
+        if let Some(lock) = unpack(data, &root, &hex, &origin)? {
+            // Best effort: without the stamp, the next run hashes again.
+            let _ = File::create(&marker);
+            return finish(&root, dir, &hex, lock, true);
+        }
+        // Another first run put its copy in place first: use that one.
     }
-    if !dir.join(COMPLETE).is_file() {
-        unpack(&payload, &root, &dir, &hex)?;
+    Err(Error::Cache(format!(
+        "cannot keep an unpacked copy in {}: other processes keep removing it",
+        dir.display()
+    )))
+}
+
+/// The payload, read and checked against the trailer's sha256 once.
+fn verified<'a>(
+    payload: &'a mut Option<Vec<u8>>,
+    file: &File,
+    trailer: &Trailer,
+    exe: &Path,
+) -> Result<&'a [u8], Error> {
+    if payload.is_none() {
+        let data = read_payload(file, trailer)
+            .map_err(io_err(format!("cannot read {}", exe.display())))?;
+        let actual = format::sha256(&data);
+        if actual != trailer.sha256 {
+            return Err(Error::Corrupt {
+                expected: trailer.hex(),
+                actual: format::hex(&actual),
+            });
+        }
+        *payload = Some(data);
     }
-    // Best effort: without the stamp, the next run hashes again.
+    Ok(payload.as_deref().unwrap_or_default())
+}
+
+/// Records a successful check of the bundle file (best effort: without the
+/// stamp, the next run hashes again).
+fn record(dir: &Path, marker: &Path, origin: &Path) {
     let _ = fs::create_dir_all(dir.join(VERIFIED));
-    let _ = File::create(&marker);
-    ready(dir, true)
+    let _ = File::create(marker);
+    let _ = fs::write(dir.join(cache::ORIGIN), format!("{}\n", origin.display()));
 }
 
 fn read_payload(file: &File, t: &Trailer) -> io::Result<Vec<u8>> {
@@ -176,7 +199,12 @@ fn read_payload(file: &File, t: &Trailer) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn ready(dir: PathBuf, hashed: bool) -> Result<Ready, Error> {
+/// The last steps of a start: the entry's last use is now, the daily
+/// clean-up of the others when due, and the manifest.
+fn finish(root: &Root, dir: PathBuf, hex: &str, lock: File, hashed: bool) -> Result<Ready, Error> {
+    // Best effort: a stale stamp only makes the entry look older.
+    let _ = lock.set_modified(std::time::SystemTime::now());
+    let swept = root.auto_sweep(hex);
     let path = dir.join(format::MANIFEST);
     let text = fs::read_to_string(&path).map_err(io_err(format!(
         "the unpacked bundle in {} is incomplete (delete that folder to unpack it again)",
@@ -186,7 +214,13 @@ fn ready(dir: PathBuf, hashed: bool) -> Result<Ready, Error> {
         .filter(|m| !m.is_empty() && !m.contains('/'))
         .ok_or_else(|| Error::Damaged(format!("{} names no main script", path.display())))?
         .to_string();
-    Ok(Ready { dir, main, hashed })
+    Ok(Ready {
+        dir,
+        main,
+        hashed,
+        lock,
+        swept,
+    })
 }
 
 /// Removes a folder when dropped, unless disarmed.
@@ -200,19 +234,19 @@ impl Drop for Cleanup {
     }
 }
 
-fn unique_name(prefix: &str, hex: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(".{prefix}-{}-{}-{nanos}", &hex[..16], std::process::id())
-}
-
-/// Unpacks `payload` into `dir` through a temporary sibling folder and one rename.
-fn unpack(payload: &[u8], root: &Path, dir: &Path, hex: &str) -> Result<(), Error> {
-    fs::create_dir_all(root).map_err(io_err(format!("cannot create {}", root.display())))?;
-    let tmp = root.join(unique_name("tmp", hex));
-    fs::create_dir(&tmp).map_err(io_err(format!("cannot create {}", tmp.display())))?;
+/// Unpacks `payload` into entry `hex` through a temporary sibling folder and
+/// one rename, and returns the entry's in-use lock; `None` when another first
+/// run put its copy in place first.
+fn unpack(payload: &[u8], root: &Root, hex: &str, origin: &Path) -> Result<Option<File>, Error> {
+    let dir = root.path.join(hex);
+    // Held until the temporary folder is renamed or gone: cleaners leave
+    // temporary folders alone while any first run holds it.
+    let _unpacking = root.unpack_lock()?;
+    let tmp = root.path.join(cache::unique_name("tmp", hex));
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&tmp)
+        .map_err(io_err(format!("cannot create {}", tmp.display())))?;
     let mut cleanup = Cleanup(Some(tmp.clone()));
 
     let what = format!("cannot unpack the bundle into {}", tmp.display());
@@ -222,28 +256,31 @@ fn unpack(payload: &[u8], root: &Path, dir: &Path, hex: &str) -> Result<(), Erro
     archive.set_preserve_mtime(true);
     unpack_members(&mut archive, &tmp).map_err(io_err(&what))?;
     fs::create_dir(tmp.join(VERIFIED)).map_err(io_err(&what))?;
+    // In use from the moment it is in place.
+    let lock = cache::create_use_lock(&tmp).map_err(io_err(&what))?;
+    fs::write(tmp.join(cache::ORIGIN), format!("{}\n", origin.display())).map_err(io_err(&what))?;
     fs::write(tmp.join(COMPLETE), hex).map_err(io_err(&what))?;
 
-    match fs::rename(&tmp, dir) {
+    match fs::rename(&tmp, &dir) {
         Ok(()) => {
             cleanup.0 = None;
-            Ok(())
+            Ok(Some(lock))
         }
         // Another first run finished before us: use its copy, drop ours.
-        Err(_) if dir.join(COMPLETE).is_file() => Ok(()),
+        Err(_) if dir.join(COMPLETE).is_file() => Ok(None),
         Err(e) if dir.exists() => {
             // A leftover without its completion mark (say, a half-deleted
             // cache): move it aside, then take its place.
-            let trash = root.join(unique_name("trash", hex));
-            if fs::rename(dir, &trash).is_ok() {
+            let trash = root.path.join(cache::unique_name("trash", hex));
+            if fs::rename(&dir, &trash).is_ok() {
                 let _ = fs::remove_dir_all(&trash);
             }
-            match fs::rename(&tmp, dir) {
+            match fs::rename(&tmp, &dir) {
                 Ok(()) => {
                     cleanup.0 = None;
-                    Ok(())
+                    Ok(Some(lock))
                 }
-                Err(_) if dir.join(COMPLETE).is_file() => Ok(()),
+                Err(_) if dir.join(COMPLETE).is_file() => Ok(None),
                 Err(_) => Err(Error::Io(
                     format!("cannot move the bundle into {}", dir.display()),
                     e,

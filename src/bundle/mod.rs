@@ -4,9 +4,12 @@
 //! * [`format`]: the file layout: launcher stub, payload, trailer.
 //! * [`extract`]: what the launcher stub (`stub.rs`, the `parpy-bundle-stub`
 //!   binary) does at start: verify, unpack into the per-user cache, reuse.
+//! * [`cache`]: that cache: where, trust checks, in-use locks, clean-up
+//!   (also `parpy bundle --cache` and `--clean`).
 //! * [`Launch`]: the last step, inside the unpacked parpy, which the stub
 //!   starts as `parpy --bundled APP <cache>/app/SCRIPT ARGS...`.
 
+pub mod cache;
 pub mod create;
 pub mod extract;
 pub mod format;

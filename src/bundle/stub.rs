@@ -11,9 +11,16 @@
 //! <cache>/bin/parpy --bundled <app path> <cache>/app/<script> ARGS...
 //! ```
 //!
+//! The descriptor of the runtime's in-use lock (see `cache`) stays open
+//! across that `exec`, so the cache clean-up leaves the runtime alone for as
+//! long as the app runs.
+//!
 //! It deliberately does not depend on the parpy library crate, which would
 //! bring libpython into its link.
 
+#[allow(dead_code)]
+#[path = "cache.rs"]
+mod cache;
 #[allow(dead_code)]
 #[path = "extract.rs"]
 mod extract;
@@ -49,7 +56,13 @@ fn main() -> ExitCode {
                 "verified before"
             }
         );
+        if let Some(n) = ready.swept {
+            eprintln!("{name}: daily clean-up of the bundle cache: {n} unused runtime(s) removed");
+        }
     }
+    // The in-use mark of the runtime lasts as long as the app: its lock
+    // stays open in the process that `exec` turns into parpy.
+    let _ = cache::keep_across_exec(&ready.lock);
     let parpy = ready.dir.join("bin").join("parpy");
     let script = ready.dir.join("app").join(&ready.main);
     let err = Command::new(&parpy)

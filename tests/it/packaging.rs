@@ -514,10 +514,34 @@ fn run_bundle(app: &Path, cache: &Path, args: &[&str]) -> Output {
     )
 }
 
-/// The unpacked bundles in a cache folder.
+/// The unpacked bundles in a cache folder (`XDG_CACHE_HOME`).
 fn unpacked(cache: &Path) -> Vec<PathBuf> {
-    match fs::read_dir(cache.join("parpy").join("bundles")) {
-        Ok(d) => d.map(|e| e.unwrap().path()).collect(),
+    entries(&cache.join("parpy").join("bundles"))
+        .into_iter()
+        .map(|n| cache.join("parpy").join("bundles").join(n))
+        .collect()
+}
+
+/// The entries (sha256-named folders) of a bundle cache root, sorted.
+fn entries(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = match fs::read_dir(root) {
+        Ok(d) => d
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
+}
+
+/// Temporary and trash folders left in a bundle cache root.
+fn leftovers(root: &Path) -> Vec<String> {
+    match fs::read_dir(root) {
+        Ok(d) => d
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".tmp-") || n.starts_with(".trash-"))
+            .collect(),
         Err(_) => Vec::new(),
     }
 }
@@ -765,10 +789,403 @@ fn concurrent_first_runs_share_one_unpacked_runtime() {
     let left: Vec<OsString> = fs::read_dir(cache.join("parpy/bundles"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
+        // (the cache's own lock)
+        .filter(|n| n != ".parpy-lock")
         .collect();
     assert_eq!(
         left.len(),
         1,
         "one unpacked runtime, no leftovers: {left:?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// The bundle cache: PARPY_BUNDLE_CACHE, --cache, --clean, the age policy, trust
+// ---------------------------------------------------------------------------
+
+/// Runs a bundle with `PARPY_BUNDLE_CACHE=root` and `env`, no Python around.
+fn run_in_cache(app: &Path, root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut vars = vec![
+        ("PARPY_WORKERS", "2"),
+        ("PARPY_BUNDLE_CACHE", root.to_str().unwrap()),
+    ];
+    vars.extend_from_slice(env);
+    run_without_python(app, args, &vars, None, app.parent().unwrap())
+}
+
+/// `parpy bundle --cache` or `parpy bundle --clean` on the cache `root`.
+fn cache_cmd(flag: &str, root: &Path) -> Output {
+    Run::parpy()
+        .args(["bundle", flag])
+        .env("PARPY_BUNDLE_CACHE", root)
+        .run()
+}
+
+/// Sets the mtime of `p` to a little over `days` days ago.
+fn set_days_ago(p: &Path, days: u64) {
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86400 + 3600);
+    fs::File::open(p).unwrap().set_modified(t).unwrap();
+}
+
+/// Waits until `p` exists (as long as a run may take).
+fn wait_for(p: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120) * slowdown();
+    while !p.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            p.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The row of `parpy bundle --cache`'s listing about entry `name`.
+fn cache_row<'a>(listing: &'a str, name: &str) -> &'a str {
+    listing
+        .lines()
+        .find(|l| l.starts_with(&name[..12]))
+        .unwrap_or_else(|| panic!("no row for {name} in:\n{listing}"))
+}
+
+/// A script that says it started (creates argv[1]), then runs until argv[2] exists.
+const WAITER: &str = "import os, sys, time\n\
+                      open(sys.argv[1], 'w').close()\n\
+                      while not os.path.exists(sys.argv[2]):\n    time.sleep(0.02)\n\
+                      print('waited')\n";
+
+#[test]
+fn bundle_cache_lists_and_cleans_but_keeps_running_apps() {
+    let dir = app_dir("bundle-cache");
+    let app = build_app(&dir);
+    dir.write("waiter.py", WAITER);
+    bundle(dir.path(), &["waiter.py", "-o", "waiter"]);
+    let root = dir.path().join("my cache");
+    let xdg = dir.path().join("xdg");
+
+    // Nothing there yet: --cache says so and creates nothing.
+    let o = cache_cmd("--cache", &root);
+    assert!(ok(&o).contains("no bundle cache"), "{o:#?}");
+    assert!(!root.exists());
+
+    // PARPY_BUNDLE_CACHE is the cache folder itself, whatever XDG_CACHE_HOME says.
+    let xdg_s = xdg.to_str().unwrap();
+    let o = run_in_cache(&app, &root, &["x", "y z"], &[("XDG_CACHE_HOME", xdg_s)]);
+    assert_eq!(o.code, 0, "{o:#?}");
+    assert_eq!(o.stdout, EXPECTED, "{}", o.stderr);
+    assert!(!xdg.exists(), "XDG_CACHE_HOME was used");
+    let app_entry = entries(&root);
+    assert_eq!(app_entry.len(), 1, "{app_entry:?}");
+    let app_entry = app_entry[0].clone();
+    assert_eq!(
+        fs::metadata(&root).unwrap().permissions().mode() & 0o777,
+        0o700,
+        "the cache folder it created is private"
+    );
+
+    // The waiter runs, and holds its unpacked runtime, until `go` appears.
+    let (started, go) = (dir.path().join("started"), dir.path().join("go"));
+    let waiter = {
+        let (w, r) = (dir.path().join("waiter"), root.clone());
+        let (s, g) = (started.clone(), go.clone());
+        std::thread::spawn(move || {
+            run_in_cache(&w, &r, &[s.to_str().unwrap(), g.to_str().unwrap()], &[])
+        })
+    };
+    wait_for(&started);
+    let both = entries(&root);
+    assert_eq!(both.len(), 2, "{both:?}");
+    let waiter_entry = both.into_iter().find(|n| *n != app_entry).unwrap();
+
+    // --cache: each with its size, last use, whether it runs, and its app.
+    let o = cache_cmd("--cache", &root);
+    let listing = ok(&o);
+    assert!(listing.contains(root.to_str().unwrap()), "{listing}");
+    let real_app = fs::canonicalize(&app).unwrap();
+    // (A loaded machine may take over a minute from the app's run to here.)
+    let recent = |row: &str| row.contains("(just now)") || row.contains(" minute");
+    let row = cache_row(listing, &app_entry);
+    for want in [" MB", " no ", "app.py", real_app.to_str().unwrap()] {
+        assert!(row.contains(want), "{want:?} not in {row:?}:\n{listing}");
+    }
+    assert!(recent(row), "{listing}");
+    let row = cache_row(listing, &waiter_entry);
+    for want in [" MB", " yes ", "waiter.py"] {
+        assert!(row.contains(want), "{want:?} not in {row:?}:\n{listing}");
+    }
+    assert!(recent(row), "{listing}");
+    assert!(listing.contains("2 unpacked bundles"), "{listing}");
+
+    // --clean removes the idle one and keeps the running one.
+    let o = cache_cmd("--clean", &root);
+    let report = ok(&o);
+    assert_eq!(entries(&root), [waiter_entry.as_str()], "{report}");
+    assert!(
+        report.contains(&format!("removed {}", &app_entry[..12])),
+        "{report}"
+    );
+    assert!(
+        report
+            .lines()
+            .any(|l| l.contains(&waiter_entry[..12]) && l.contains("in use")),
+        "{report}"
+    );
+
+    // The running app was not disturbed; once it ends, its runtime goes too.
+    fs::write(&go, "").unwrap();
+    let o = waiter.join().unwrap();
+    assert_eq!(ok(&o), "waited\n", "{}", o.stderr);
+    let o = cache_cmd("--clean", &root);
+    assert!(entries(&root).is_empty(), "{o:#?}");
+    assert!(leftovers(&root).is_empty(), "{:?}", leftovers(&root));
+
+    // A removed runtime is unpacked again on the next run.
+    assert_app_runs(
+        &app,
+        &["x", "y z"],
+        &[
+            ("PARPY_WORKERS", "2"),
+            ("PARPY_BUNDLE_CACHE", root.to_str().unwrap()),
+        ],
+        None,
+        dir.path(),
+    );
+    assert_eq!(entries(&root), [app_entry]);
+
+    // A read-only cache (say, unpacked into an image that runs with a read-only
+    // file system) still starts what it holds.
+    if sandbox() == Sandbox::Namespace {
+        let script = format!(
+            "mount --bind '{r}' '{r}' && mount -o remount,bind,ro '{r}' && exec \"$0\" x 'y z'",
+            r = root.display()
+        );
+        assert_app_runs(
+            Path::new("/bin/sh"),
+            &["-c", &script, app.to_str().unwrap()],
+            &[
+                ("PARPY_WORKERS", "2"),
+                ("PARPY_BUNDLE_CACHE", root.to_str().unwrap()),
+                ("PATH", "/usr/bin:/bin"),
+            ],
+            None,
+            dir.path(),
+        );
+    }
+}
+
+#[test]
+fn bundle_cache_drops_runtimes_unused_for_30_days_once_a_day() {
+    let dir = TempDir::new("bundle-age");
+    dir.write("one.py", "print('one')\n");
+    dir.write("two.py", "print('two')\n");
+    bundle(dir.path(), &["one.py", "-o", "one"]);
+    bundle(dir.path(), &["two.py", "-o", "two"]);
+    let root = dir.path().join("cache");
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    assert_eq!(ok(&run_in_cache(&one, &root, &[], &[])), "one\n");
+    let e1 = entries(&root).remove(0);
+    assert_eq!(ok(&run_in_cache(&two, &root, &[], &[])), "two\n");
+    let e2 = entries(&root).into_iter().find(|n| *n != e1).unwrap();
+
+    // Two more entries, copies of one's: used 29 days ago, and 31 days ago but
+    // in use (this test holds the lock that a running copy holds).
+    let (recent, busy) = ("a".repeat(64), "b".repeat(64));
+    for copy in [&recent, &busy] {
+        let o = sh(&format!("cp -a {e1} {copy}"), &root);
+        assert_eq!(o.code, 0, "{o:#?}");
+    }
+    let use_file = |e: &str| root.join(e).join(".parpy-use");
+    set_days_ago(&use_file(&e1), 31);
+    set_days_ago(&use_file(&recent), 29);
+    set_days_ago(&use_file(&busy), 31);
+    // The one starting is never removed, however old its stamp.
+    set_days_ago(&use_file(&e2), 31);
+    let held = fs::File::open(use_file(&busy)).unwrap();
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor that `held` keeps open.
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_SH) }, 0);
+    }
+    // The leftover of a first run that was killed while unpacking.
+    let tmp = root.join(".tmp-0123456789abcdef-1-2");
+    fs::create_dir_all(tmp.join("lib/python3")).unwrap();
+    fs::write(tmp.join("lib/python3/os.py"), "").unwrap();
+
+    let listing = ok(&cache_cmd("--cache", &root)).to_string();
+    assert!(
+        cache_row(&listing, &e1).contains("31 days ago"),
+        "{listing}"
+    );
+    assert!(listing.contains("1 leftover folder"), "{listing}");
+
+    // Not due yet (the last clean-up was the cache's creation, just now).
+    let o = run_in_cache(&two, &root, &[], &[("PARPY_BUNDLE_DEBUG", "1")]);
+    assert_eq!(ok(&o), "two\n");
+    assert!(!o.stderr.contains("clean-up"), "{}", o.stderr);
+    assert_eq!(entries(&root).len(), 4);
+
+    // Due: the last one was two days ago.
+    set_days_ago(&root.join(".parpy-lock"), 2);
+    let o = run_in_cache(&two, &root, &[], &[("PARPY_BUNDLE_DEBUG", "1")]);
+    assert_eq!(ok(&o), "two\n");
+    assert!(
+        o.stderr.contains("clean-up of the bundle cache: 1 unused"),
+        "{}",
+        o.stderr
+    );
+    let mut want = vec![recent.clone(), busy.clone(), e2.clone()];
+    want.sort();
+    assert_eq!(entries(&root), want, "only the old, idle one goes");
+    assert!(!tmp.exists(), "the killed first run's leftover stayed");
+    // Its own last use is now.
+    let age = fs::metadata(use_file(&e2))
+        .unwrap()
+        .modified()
+        .unwrap()
+        .elapsed()
+        .unwrap_or_default();
+    assert!(age.as_secs() < 3600, "{age:?}");
+
+    // At most once a day: an entry that turns old now stays until tomorrow.
+    set_days_ago(&use_file(&recent), 31);
+    assert_eq!(ok(&run_in_cache(&two, &root, &[], &[])), "two\n");
+    assert_eq!(entries(&root), want);
+
+    // --clean takes every idle one, whatever its age; the held one stays
+    // until nobody holds it.
+    let o = cache_cmd("--clean", &root);
+    assert_eq!(entries(&root), [busy.as_str()], "{o:#?}");
+    drop(held);
+    let o = cache_cmd("--clean", &root);
+    assert!(entries(&root).is_empty(), "{o:#?}");
+}
+
+#[test]
+fn bundle_cache_of_another_user_is_refused() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: needs root, to hand folders to another user (uid 65534)");
+        return;
+    }
+    use std::os::unix::fs::{chown, lchown, symlink};
+    let dir = TempDir::new("bundle-refuse");
+    dir.write("hello.py", "print('hello')\n");
+    bundle(dir.path(), &["hello.py", "-o", "hello"]);
+    let app = dir.path().join("hello");
+    let nobody = Some(65534);
+
+    // A cache folder of another user, or one below a folder of theirs.
+    let theirs = dir.path().join("theirs");
+    fs::create_dir(&theirs).unwrap();
+    chown(&theirs, nobody, nobody).unwrap();
+    let o = run_in_cache(&app, &theirs, &[], &[]);
+    assert_refused(&o, "it is owned by uid 65534, not by you (uid 0)");
+    let o = run_in_cache(&app, &theirs.join("cache"), &[], &[]);
+    assert_refused(&o, "owned by uid 65534");
+    assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0, "it wrote there");
+    let o = cache_cmd("--clean", &theirs);
+    assert_eq!(o.code, 1, "{o:#?}");
+    assert_eq!(o.stderr.lines().count(), 1, "{o:#?}");
+    assert!(o.stderr.contains("owned by uid 65534"), "{o:#?}");
+
+    // A symbolic link planted by another user, as PARPY_BUNDLE_CACHE or on the
+    // way to the default folder (XDG_CACHE_HOME/parpy -> a folder of ours).
+    let target = dir.path().join("target");
+    fs::create_dir(&target).unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o700)).unwrap();
+    let link = dir.path().join("link");
+    symlink(&target, &link).unwrap();
+    lchown(&link, nobody, nobody).unwrap();
+    let o = run_in_cache(&app, &link, &[], &[]);
+    assert_refused(&o, "is a symbolic link owned by uid 65534");
+    let xdg = dir.path().join("xdg");
+    fs::create_dir(&xdg).unwrap();
+    symlink(&target, xdg.join("parpy")).unwrap();
+    lchown(xdg.join("parpy"), nobody, nobody).unwrap();
+    let o = run_without_python(
+        &app,
+        &[],
+        &[("XDG_CACHE_HOME", xdg.to_str().unwrap())],
+        None,
+        dir.path(),
+    );
+    assert_refused(&o, "is a symbolic link owned by uid 65534");
+    assert_eq!(fs::read_dir(&target).unwrap().count(), 0, "it wrote there");
+    // The same link of our own is fine.
+    lchown(&link, Some(0), Some(0)).unwrap();
+    assert_eq!(ok(&run_in_cache(&app, &link, &[], &[])), "hello\n");
+
+    // A cache folder that others can write to.
+    let open = dir.path().join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let o = run_in_cache(&app, &open, &[], &[]);
+    assert_refused(&o, "other users can write to it");
+
+    // An unpacked runtime of another user in our cache.
+    let entry = target.join(&entries(&target)[0]);
+    chown(&entry, nobody, nobody).unwrap();
+    let o = run_in_cache(&app, &target, &[], &[]);
+    assert_refused(&o, "it is owned by uid 65534");
+
+    // And PARPY_BUNDLE_CACHE must be absolute.
+    let o = run_without_python(
+        &app,
+        &[],
+        &[("PARPY_BUNDLE_CACHE", "relative/cache")],
+        None,
+        dir.path(),
+    );
+    assert_refused(&o, "is not an absolute path");
+}
+
+#[test]
+fn cleaning_while_first_runs_unpack_is_safe() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = app_dir("bundle-clean-race");
+    let app = build_app(&dir);
+    let root = dir.path().join("cache");
+    let done = Arc::new(AtomicBool::new(false));
+    // Two cleaners at once, over and over, while two copies at a time start
+    // (unpacking, since each clean removes what is idle) and run.
+    let cleaners: Vec<_> = (0..2)
+        .map(|_| {
+            let (root, done) = (root.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !done.load(Ordering::Relaxed) {
+                    let o = cache_cmd("--clean", &root);
+                    assert_eq!(o.code, 0, "{o:#?}");
+                    n += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                n
+            })
+        })
+        .collect();
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let (app, root) = (app.clone(), root.clone());
+            std::thread::spawn(move || {
+                (0..2)
+                    .map(|_| run_in_cache(&app, &root, &["x", "y z"], &[]))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for r in runs {
+        for o in r.join().unwrap() {
+            assert_eq!(o.code, 0, "{o:#?}");
+            assert_eq!(o.stdout, EXPECTED, "{}", o.stderr);
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    let cleans: usize = cleaners.into_iter().map(|c| c.join().unwrap()).sum();
+    assert!(cleans >= 2, "{cleans}");
+    // Nothing runs now: one more clean empties it, leftovers included.
+    let o = cache_cmd("--clean", &root);
+    assert_eq!(o.code, 0, "{o:#?}");
+    assert!(entries(&root).is_empty(), "{o:#?}");
+    assert!(leftovers(&root).is_empty(), "{:?}", leftovers(&root));
 }
