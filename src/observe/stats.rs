@@ -85,9 +85,10 @@ pub fn table(s: &Snapshot) -> String {
             .map_or_else(|| "never ready".to_string(), human_time);
         let _ = writeln!(
             out,
-            "parpy stats: pool {}: {} workers, start-up {startup}, open {}",
+            "parpy stats: pool {}: {} worker{}, start-up {startup}, open {}",
             p.number,
             p.size,
+            if p.size == 1 { "" } else { "s" },
             human_time(open)
         );
         let header = [

@@ -137,7 +137,10 @@ impl Pool {
         let (exited_tx, exited) = unbounded::<usize>();
         static POOLS_STARTED: AtomicUsize = AtomicUsize::new(0);
         let number = POOLS_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
-        info!("pool {number}: starting {size} workers");
+        info!(
+            "pool {number}: starting {size} worker{}",
+            if size == 1 { "" } else { "s" }
+        );
         let pool = Arc::new_cyclic(|me| Pool {
             me: me.clone(),
             number,

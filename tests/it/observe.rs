@@ -414,7 +414,7 @@ fn parpy_log_reports_pool_events_one_line_each() {
         "pool 1: worker 1 ready in ",
         "pool 1: interrupting worker ",
         "pool 1: closing",
-        "pool 2: starting 1 workers",
+        "pool 2: starting 1 worker",
         "fallback: uses_readline runs in 2 worker processes from now on",
     ] {
         assert!(
