@@ -68,9 +68,12 @@ pub fn run(cmd: Command) -> Result<i32> {
 /// What `--stats`, `--timeline`, `--progress` and `PARPY_PROGRESS` ask for.
 fn observe_settings(cmd: &Command) -> Result<observe::Settings> {
     let o = &cmd.options;
+    // Made absolute now: the reports are written at exit, after the script
+    // may have changed its working directory.
+    let absolute = |p: &OsString| std::path::absolute(p).unwrap_or_else(|_| PathBuf::from(p));
     let stats = match (o.stats.as_deref(), &o.stats_file) {
         (None, _) => None,
-        (Some("json"), Some(path)) => Some(observe::StatsOut::Json(PathBuf::from(path))),
+        (Some("json"), Some(path)) => Some(observe::StatsOut::Json(absolute(path))),
         (Some("json"), None) => anyhow::bail!("--stats=json needs a file: --stats=json PATH"),
         (Some(_), _) => Some(observe::StatsOut::Table),
     };
@@ -82,7 +85,7 @@ fn observe_settings(cmd: &Command) -> Result<observe::Settings> {
     });
     Ok(observe::Settings {
         stats,
-        timeline: o.timeline.as_ref().map(PathBuf::from),
+        timeline: o.timeline.as_ref().map(absolute),
         progress: o.progress || progress_env.unwrap_or(false),
     })
 }

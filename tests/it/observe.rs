@@ -476,6 +476,16 @@ fn bad_observe_options_are_usage_errors() {
             assert_eq!(o.stderr, msg);
         }
     }
+    // A relative path is the working directory's at start-up, whatever the script does.
+    let dir = TempDir::new("observe-cwd");
+    std::fs::create_dir(dir.path().join("elsewhere")).unwrap();
+    let o = Run::parpy()
+        .cwd(dir.path())
+        .args(["--stats=json", "s.json", "--timeline", "t.json", "-c"])
+        .arg("import os, parpy; os.chdir('elsewhere'); parpy.parallel(abs).map([-1])")
+        .run();
+    assert_eq!(o.code, 0, "{o:#?}");
+    assert!(dir.path().join("s.json").is_file() && dir.path().join("t.json").is_file());
     // A --stats file that cannot be written is said, and the exit code stays the script's.
     let o = Run::parpy()
         .args([
