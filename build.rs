@@ -20,6 +20,7 @@ fn main() {
     println!("cargo:rerun-if-changed=src/ffi/compat/releases.rs");
     println!("cargo::rustc-check-cfg=cfg(parpy_allow_refused)");
     println!("cargo:rerun-if-changed=src/api/python/parpy.py");
+    println!("cargo:rerun-if-changed=src/api/python/parpy_check.py");
 
     let python = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "packaging/find-python".into());
     // (The marker comment lets the finder's tests answer with fake interpreters.)
@@ -117,7 +118,8 @@ fn main() {
     println!("cargo:rustc-link-arg-bins=-Wl,-rpath,$ORIGIN/../lib");
     println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{}", libdir.display());
     println!("cargo:rustc-env=PARPY_BUILD_PYTHON={exe}");
-    compile_api(&exe);
+    compile_api(&exe, "parpy.py", "parpy.marshal");
+    compile_api(&exe, "parpy_check.py", "parpy_check.marshal");
 }
 
 /// PyO3 probes its interpreter once and caches the result; after a switch of
@@ -148,21 +150,25 @@ fn check_pyo3_agrees(major: u32, minor: u32, exe: &str) {
     }
 }
 
-/// Compiles the Python half of the `parpy` module once, here, with the very
-/// CPython it is built against, so that no interpreter (the main one or a
-/// worker) spends ~10 ms compiling it at import: they unmarshal the code.
-fn compile_api(python: &str) {
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("parpy.marshal");
+/// Compiles Python source of `src/api/python/` (the Python half of the
+/// `parpy` module, and `parpy check`'s) once, here, with the very CPython
+/// it is built against, so that no interpreter (the main one or a worker)
+/// spends ~10 ms compiling it at import: they unmarshal the code.
+fn compile_api(python: &str, source: &str, marshal: &str) {
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join(marshal);
+    let name = format!("<{}>", source.trim_end_matches(".py"));
     let script = "import marshal, sys\n\
                   src = open(sys.argv[1], encoding='utf-8').read()\n\
-                  code = compile(src, '<parpy>', 'exec', dont_inherit=True, optimize=0)\n\
+                  code = compile(src, sys.argv[3], 'exec', dont_inherit=True, optimize=0)\n\
                   open(sys.argv[2], 'wb').write(marshal.dumps(code))";
+    let path = format!("src/api/python/{source}");
     let status = Command::new(python)
-        .args(["-I", "-c", script, "src/api/python/parpy.py"])
+        .args(["-I", "-c", script, &path])
         .arg(&out)
+        .arg(&name)
         .status();
     if !status.is_ok_and(|s| s.success()) {
-        fail("could not compile src/api/python/parpy.py");
+        fail(&format!("could not compile {path}"));
     }
 }
 

@@ -21,6 +21,7 @@ use clap::Parser;
     after_help = "Every python option (-c, -m, -i, -I, -E, -s, -S, -u, -O, -B, -W, -X, -P, -q, -V, -h …) \
 works after parpy's options, exactly as with python3. `parpy -h` shows python's own option list.\n\n\
 Packaging:\n  parpy bundle SCRIPT -o APP [--add PATH]... [-r REQS | --venv DIR]\n                    build a single-file executable of SCRIPT and its Python runtime\n                    (`parpy bundle --help`; to run a script named `bundle`, use `parpy ./bundle`)\n  parpy bundle --cache | --clean\n                    list the unpacked bundles, or remove those not in use\n\n\
+Checking:\n  parpy check SCRIPT | -m MODULE [--json] [--timeout SECS]\n                    list the modules SCRIPT imports and whether each runs in workers,\n                    refuses sub-interpreters (--fallback) or is not installed; exit 0 when\n                    all run in workers (`parpy check --help`; a script named `check`: `parpy ./check`)\n\n\
 Environment:\n  PARPY_WORKERS=N   worker count when -j is not given\n  PARPY_FALLBACK=M  --fallback when it is not given\n  PARPY_PROGRESS=1  --progress\n  PARPY_LOG=LEVEL   pool events on stderr: info, or debug for more\n  PARPY_BUNDLE_CACHE=DIR where bundles unpack (default ~/.cache/parpy/bundles)\n  PARPY_PYTHON=PATH (build time) the python3.X to build against"
 )]
 pub struct Options {

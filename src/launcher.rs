@@ -8,10 +8,17 @@ use anyhow::{Context, Result};
 
 use crate::cli::Command;
 use crate::ffi::embed::{MainConfig, run_main};
+use crate::ffi::{Gil, PyResult};
 use crate::{api, bundle, observe, runtime};
 
 /// Runs the program described by `cmd` and returns its exit code.
 pub fn run(cmd: Command) -> Result<i32> {
+    run_with(cmd, |_| Ok(()))
+}
+
+/// [`run`], with `setup` run in the main interpreter after parpy's own
+/// set-up, before the program (`parpy check` installs its Python half there).
+pub fn run_with(cmd: Command, setup: impl FnOnce(Gil<'_>) -> PyResult<()>) -> Result<i32> {
     if let Some(why) = crate::ffi::compat::refused_runtime() {
         eprintln!("parpy: {why}.");
         return Ok(1);
@@ -51,7 +58,8 @@ pub fn run(cmd: Command) -> Result<i32> {
     };
     let code = run_main(&config, |gil| {
         api::setup_main(gil, &exe)?;
-        bundle.as_ref().map_or(Ok(()), |b| b.setup(gil))
+        bundle.as_ref().map_or(Ok(()), |b| b.setup(gil))?;
+        setup(gil)
     });
     // Every pool has ended (parpy's atexit hook joined them): report.
     observe::finish();

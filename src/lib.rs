@@ -8,10 +8,12 @@
 //! * [`api`]: the `parpy` Python module that scripts import.
 //! * [`observe`]: `--stats`, `--timeline`, `--progress` and `PARPY_LOG`.
 //! * [`bundle`]: `parpy bundle`, single-file executables of a script and its runtime.
+//! * [`check`]: `parpy check`, which of a script's modules run in workers.
 //! * [`ffi`]: the only module with `unsafe` code.
 
 pub mod api;
 pub mod bundle;
+pub mod check;
 pub mod cli;
 pub mod ffi;
 pub mod launcher;
@@ -42,8 +44,16 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<i32> {
         );
         return Ok(0);
     }
-    if cmd.options.bundled.is_none() && cmd.python_args.first().is_some_and(|a| a == "bundle") {
+    // `parpy ./bundle` and `parpy ./check` run scripts of those names.
+    let first = cmd
+        .python_args
+        .first()
+        .filter(|_| cmd.options.bundled.is_none());
+    if first.is_some_and(|a| a == "bundle") {
         return bundle::create::run(&cmd.python_args[1..]);
+    }
+    if first.is_some_and(|a| a == "check") {
+        return check::run(cmd);
     }
     launcher::run(cmd)
 }

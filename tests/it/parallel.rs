@@ -352,71 +352,6 @@ fn bad_fallback_values_are_refused() {
     );
 }
 
-/// A virtualenv named `name` in this build's target directory, with `packages` from
-/// PyPI for the Python that parpy embeds, made here on first use; `probe` is Python code
-/// that succeeds once they are usable. Each Python of CI's matrix (one `CARGO_TARGET_DIR`
-/// each) has its own. `None` when PyPI has no wheel for this Python (a new minor version,
-/// or a debug build, whose ABI tag is `cp3Xd`).
-pub(crate) fn pypi_venv(name: &str, packages: &[&str], probe: &str) -> Option<std::path::PathBuf> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    // target/release/parpy -> target/<name>
-    let venv = parpy_bin()
-        .parent()
-        .and_then(|p| p.parent())
-        .expect("the parpy binary lives in <target>/<profile>/")
-        .join(name);
-    let py = venv.join("bin").join("python");
-    let usable = |py: &std::path::Path| {
-        std::process::Command::new(py)
-            .args(["-c", probe])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if usable(&py) {
-        return Some(venv);
-    }
-    let s = std::process::Command::new(python_bin())
-        .args(["-m", "venv", "--clear"])
-        .arg(&venv)
-        .status()
-        .unwrap();
-    assert!(s.success(), "cannot create {venv:?}");
-    // Wheels only: building numpy from source takes many minutes and a Fortran-free
-    // toolchain that CI does not promise, and PyYAML built without libyaml has no
-    // C extension to test.
-    let out = std::process::Command::new(&py)
-        .args(["-m", "pip", "install", "-q", "--only-binary=:all:"])
-        .args(packages)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && stderr.contains("No matching distribution found") {
-        return None;
-    }
-    assert!(
-        out.status.success(),
-        "pip install {packages:?} failed:\n{stderr}"
-    );
-    assert!(usable(&py), "{packages:?} installed, but `{probe}` fails");
-    Some(venv)
-}
-
-/// The virtualenv with numpy (see [`pypi_venv`]).
-fn numpy_venv() -> Option<std::path::PathBuf> {
-    pypi_venv("test-venv", &["numpy"], "import numpy")
-}
-
-/// Says on stderr, past the test harness's capture, that a test was skipped
-/// because PyPI has no wheel of `what` for this Python, so that CI's log says so.
-pub(crate) fn skip_without_wheel(test: &str, what: &str) {
-    let msg = format!(
-        "SKIPPED {test}: PyPI has no {what} wheel for {} (pip: No matching distribution found)\n",
-        python_bin().display()
-    );
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
-}
-
 #[test]
 fn numpy_tasks_fall_back_with_identical_results() {
     let Some(venv) = numpy_venv() else {
@@ -440,9 +375,7 @@ fn numpy_tasks_fall_back_with_identical_results() {
 
 #[test]
 fn packages_that_hide_a_refused_extension_fall_back_too() {
-    let probe = "import yaml, simplejson.encoder as e; \
-                 assert yaml.__with_libyaml__ and e.c_make_encoder";
-    let Some(venv) = pypi_venv("test-venv-c-ext", &["pyyaml", "simplejson"], probe) else {
+    let Some(venv) = c_ext_venv() else {
         skip_without_wheel(
             "packages_that_hide_a_refused_extension_fall_back_too",
             "PyYAML or simplejson",

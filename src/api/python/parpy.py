@@ -678,6 +678,42 @@ def _taint(fn):
                 todo.append(call)
 
 
+def _probe_import(ctx, name, fromlist):
+    """Worker side of ``parpy check`` (``parpy_check.py``), run as the one
+    rank of a fresh 1-worker pool (an ``spmd`` rank's result is kept,
+    whatever refused meanwhile): imports ``name`` as ``from name import
+    *fromlist`` would, and says what happened. ``refused``: every module
+    that refused this interpreter during the import, caught by its package
+    or not (noted by :func:`_watch_refusals`, in order); ``fatal``: the one
+    that the import's error names, if any; ``absent``: names of ``fromlist``
+    that are neither attributes nor submodules here."""
+    import importlib
+    before = len(_refused_here)
+    error = missing = named = None
+    absent = []
+    try:
+        mod = importlib.import_module(name)
+        for attr in fromlist:
+            if not hasattr(mod, attr):
+                try:
+                    importlib.import_module(f"{name}.{attr}")
+                except ModuleNotFoundError as e:
+                    if e.name != f"{name}.{attr}":
+                        raise
+                    absent.append(attr)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
+        error = f"{type(e).__name__}: {e}"
+        if isinstance(e, ModuleNotFoundError):
+            missing = e.name
+        named = _refused_module(e)
+    refused = _refused_here[before:]
+    if named and named not in refused:
+        refused.append(named)
+    return {"error": error, "missing": missing, "refused": refused, "fatal": named, "absent": absent}
+
+
 def _unpack_exc(packed):
     """Main side: rebuild a worker's exception, with its traceback as ``__cause__``."""
     data, module, qualname, msg, tb, _refused = packed

@@ -7,7 +7,7 @@ import parpy
 
 @parpy.parallel
 def work(i):
-    time.sleep(0.02)
+    time.sleep(0.05)  # long enough for the bar to draw frames between 0 and the end
     if i % 5 == 0:
         print(f"task {i} says hi")
     return i
