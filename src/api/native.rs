@@ -35,6 +35,8 @@ pub(super) static FUNCTIONS: &[NativeFn] = &[
     NativeFn::new(c"_pool_shutdown_all", pool_shutdown_all),
     NativeFn::new(c"_seal_exit", seal_exit),
     NativeFn::new(c"_count_refusal", count_refusal),
+    NativeFn::new(c"_ext_init_enter", ext_init_enter),
+    NativeFn::new(c"_ext_init_exit", ext_init_exit),
     NativeFn::new(c"_func_register", func_register),
     NativeFn::new(c"_func_forget", func_forget),
     NativeFn::new(c"_submit", submit),
@@ -190,6 +192,19 @@ fn new_func(gil: Gil<'_>, fid: u64, spec: &Obj) -> PyResult<Arc<FuncRef>> {
 }
 
 /// `_count_refusal()`: in a worker, a module refused its interpreter.
+/// `_ext_init_enter()`: waits (detached) until no other worker initialises
+/// an extension module; see `runtime::ext_init`.
+fn ext_init_enter(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
+    gil.allow_threads(runtime::ext_init::enter);
+    Ok(gil.none())
+}
+
+/// `_ext_init_exit()`: the end of what `_ext_init_enter` began.
+fn ext_init_exit(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
+    runtime::ext_init::exit();
+    Ok(gil.none())
+}
+
 fn count_refusal(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
     runtime::count_refusal();
     Ok(gil.none())

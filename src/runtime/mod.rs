@@ -5,6 +5,7 @@
 //! and encodes the outcome, and sends [`Event`]s back to whoever waits (the
 //! futures collector or a `map` call). No Python object crosses threads.
 
+pub mod ext_init;
 pub mod fault;
 mod idle;
 mod pool;

@@ -12,7 +12,10 @@ fn script(name: &str) -> std::path::PathBuf {
 /// What `parpy ARGS` wrote on a pseudo-terminal (stdout and stderr both),
 /// and its exit code.
 fn on_terminal(args: &[&str], env: &[(&str, &str)]) -> (String, i32) {
+    // A terminal that can move its cursor: with TERM unset (as in CI's
+    // chroot) or dumb, no bar is drawn, only the summary line.
     let mut run = Run::python()
+        .env("TERM", "xterm")
         .arg(script("pty_run.py"))
         .arg(parpy_bin())
         .args(args);
@@ -175,6 +178,11 @@ fn dash_dash_progress_and_the_env_turn_bars_on_for_every_map() {
         assert!(!raw.contains("work ["), "{raw:?}");
         assert!(!raw.contains("parpy:"), "{raw:?}");
     }
+    // A dumb terminal gets the summary line only.
+    let (raw, code) = on_terminal(&["-j", "2", p, "kw"], &[("TERM", "dumb")]);
+    assert_eq!(code, 0, "{raw}");
+    assert!(!raw.contains("work ["), "{raw:?}");
+    assert!(raw.contains("parpy: work: 40/40 tasks in "), "{raw:?}");
 }
 
 #[test]

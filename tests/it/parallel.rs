@@ -297,6 +297,21 @@ fn example_pipeline_factorises_everything() {
     assert!(out.starts_with("factorised 300 numbers ("), "{out}");
 }
 
+/// Workers importing a refusing module at the same moment, pool after pool.
+/// On 3.12, which runs such a module's init in each importing worker, this
+/// crashed 2 runs in 5 (segfault or abort) before extension inits were
+/// serialised there (`_COMPAT_SERIAL_EXT_INIT`).
+#[test]
+fn workers_importing_a_refusing_module_at_once_never_crash() {
+    for _ in 0..3 {
+        let o = Run::parpy()
+            .arg(script("concurrent_refusals.py"))
+            .arg("30")
+            .run();
+        assert_eq!(ok(&o), "concurrent refusals OK 30\n", "{}", o.stderr);
+    }
+}
+
 #[test]
 fn refused_tasks_fall_back_to_processes_or_main() {
     for (mode, place) in [

@@ -50,6 +50,15 @@ _bars = set()  # progress bars being drawn: output is written around them
 # Rust-side quirks, are in src/ffi/compat/.) One block of this file rather
 # than a module of its own: the launcher freezes one module, parpy.py.
 
+# 3.12 runs a single-phase extension module's init function in the
+# importing own-GIL worker, and refuses the module only after it returned
+# (3.13 runs it in the main interpreter: gh-117953). Two workers importing
+# such a module at once (readline, in spmd ranks) then race in its C
+# globals: a segfault now and then. Workers there initialise extension
+# modules one at a time (see :func:`_watch_refusals`).
+_COMPAT_SERIAL_EXT_INIT = _sys.version_info < (3, 13)
+
+
 def _compat_main_preimports():
     """Main interpreter, once, before the first worker starts.
 
@@ -576,12 +585,17 @@ def _watch_refusals():
     create = loader.create_module
 
     def create_module(self, spec):
+        if _COMPAT_SERIAL_EXT_INIT:
+            _ext_init_enter()
         try:
             return create(self, spec)
         except ImportError as e:
             if _refused_module(e):
                 _note_refused(spec.name)
             raise
+        finally:
+            if _COMPAT_SERIAL_EXT_INIT:
+                _ext_init_exit()
 
     loader.create_module = create_module
 
