@@ -833,18 +833,22 @@ fn open_for_command() -> Result<Root, (String, i32)> {
     }
 }
 
+/// Prints what `open_for_command` said instead of a cache (a note on stdout
+/// for exit code 0, an error on stderr otherwise); returns the exit code.
+fn say((msg, code): (String, i32)) -> i32 {
+    if code == 0 {
+        println!("{msg}");
+    } else {
+        eprintln!("{msg}");
+    }
+    code
+}
+
 /// `parpy bundle --cache`: prints the unpacked bundles; returns the exit code.
 pub fn print_cache() -> i32 {
     let root = match open_for_command() {
         Ok(r) => r,
-        Err((msg, code)) => {
-            if code == 0 {
-                println!("{msg}");
-            } else {
-                eprintln!("{msg}");
-            }
-            return code;
-        }
+        Err(said) => return say(said),
     };
     let (entries, leftovers, leftover_bytes) = match root.list() {
         Ok(l) => l,
@@ -900,14 +904,7 @@ pub fn print_cache() -> i32 {
 pub fn clean() -> i32 {
     let root = match open_for_command() {
         Ok(r) => r,
-        Err((msg, code)) => {
-            if code == 0 {
-                println!("{msg}");
-            } else {
-                eprintln!("{msg}");
-            }
-            return code;
-        }
+        Err(said) => return say(said),
     };
     let s = match root.sweep(None, None, true) {
         Ok(s) => s,
