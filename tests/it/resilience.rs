@@ -421,6 +421,33 @@ fn an_address_space_limit_is_a_clear_error_never_a_crash() {
     }
 }
 
+/// tracemalloc tracing when a pool starts: CPython before 3.15 deadlocks
+/// creating the workers' interpreters (the run hung before parpy refused).
+#[test]
+fn a_pool_started_while_tracemalloc_traces_is_refused_not_hung() {
+    let o = Run::parpy()
+        .args(["-j", "2"])
+        .arg(script("tracemalloc_first.py"))
+        .timeout(Duration::from_secs(60))
+        .run();
+    let fixed = ok(&Run::python()
+        .args(["-c", "import sys; print(sys.version_info >= (3, 15))"])
+        .run())
+    .trim()
+        == "True";
+    let first = if fixed {
+        "[1, 2, 3]"
+    } else {
+        "refused: cannot start workers while tracemalloc is tracing"
+    };
+    assert_eq!(
+        ok(&o),
+        format!("{first}\n[1, 2, 3]\n[1, 2, 3] True\n"),
+        "{}",
+        o.stderr
+    );
+}
+
 #[test]
 fn submit_from_atexit_to_an_unused_executor_is_refused_cleanly() {
     let o = Run::parpy()

@@ -144,6 +144,24 @@ def _compat_forget_atexit():
     atexit._clear()
 
 
+def _compat_refuse_tracemalloc():
+    """Main, before each pool starts. 3.12-3.14: while tracemalloc traces,
+    creating a sub-interpreter on a thread that has no thread state (every
+    worker's) deadlocks in CPython: the runtime's lock is held around an
+    allocation that tracemalloc's hook answers with PyGILState_Ensure, which
+    takes that lock again (gh-155725, fixed in 3.15; the pattern of
+    gh-96071). Refused with the way out, instead of a hang."""
+    if _sys.version_info >= (3, 15):
+        return
+    tm = _sys.modules.get("tracemalloc")
+    if tm is not None and tm.is_tracing():
+        raise RuntimeError(
+            "parpy: cannot start workers while tracemalloc is tracing: on Python "
+            f"{_sys.version_info[0]}.{_sys.version_info[1]} creating a sub-interpreter then "
+            "deadlocks in CPython (python/cpython#155725, fixed in 3.15). Start tracing "
+            "after the pool is up (the first parallel call), or call tracemalloc.stop() first.")
+
+
 def _compat_drop_dummy_thread():
     """A task that called ``threading.current_thread()`` made a dummy Thread
     for the (non-Python) worker thread; let it go while ``threading`` still
@@ -1590,6 +1608,7 @@ def _define_pool():
                 if self._shutdown:
                     raise RuntimeError("cannot schedule new futures after shutdown")
                 if self._pool is None:
+                    _compat_refuse_tracemalloc()
                     _first_pool()
                     self._pool = _pool_start(self._max_workers, _worker_config())
                     _first_pool_rest()
