@@ -33,6 +33,10 @@ if __name__ == "__main__":
         print("ready", flush=True)
         f.result()
         sys.exit(0)
+    # Every worker decodes a Queue (a pickle) once first: the first one
+    # imports pickle there, and on a slow (debug) build the 0.2 s timeout
+    # below could otherwise interrupt that import (a leaked .pyc file).
+    ex.spmd(lambda ctx, q: None, q)
     t = time.monotonic()
     try:
         list(ex.map(wait_get, [q, q], timeout=0.2))
