@@ -8,11 +8,13 @@
 //! * [`api`]: the `parpy` Python module that scripts import.
 //! * [`observe`]: `--stats`, `--timeline`, `--progress` and `PARPY_LOG`.
 //! * [`bundle`]: `parpy bundle`, single-file executables of a script and its runtime.
+//! * [`cluster`]: `parpy worker` and `--cluster`, running scripts on a Dask cluster.
 //! * [`ffi`]: the only module with `unsafe` code.
 
 pub mod api;
 pub mod bundle;
 pub mod cli;
+pub mod cluster;
 pub mod ffi;
 pub mod launcher;
 pub mod observe;
@@ -44,6 +46,10 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<i32> {
     }
     if cmd.options.bundled.is_none() && cmd.python_args.first().is_some_and(|a| a == "bundle") {
         return bundle::create::run(&cmd.python_args[1..]);
+    }
+    if cmd.options.bundled.is_none() && cmd.python_args.first().is_some_and(|a| a == "worker") {
+        let args = cmd.python_args[1..].to_vec();
+        return cluster::worker::run(cmd, &args);
     }
     launcher::run(cmd)
 }

@@ -1,0 +1,18 @@
+//! `parpy worker SCHEDULER [-j N] [--name NAME] [--host HOST]`: the main
+//! interpreter runs a `distributed.Worker` (see `parpy_cluster.worker_main`)
+//! whose Dask threads hand each task to this process's sub-interpreters.
+
+use std::ffi::OsString;
+
+use crate::cli::Command;
+
+/// What the main interpreter runs; the worker's own arguments follow in `sys.argv[1:]`.
+const BOOTSTRAP: &str = "import parpy; parpy._cluster().worker_main()";
+
+/// Runs `parpy worker ARGS…` (`args` are the words after `worker`).
+pub fn run(mut cmd: Command, args: &[OsString]) -> anyhow::Result<i32> {
+    let mut python_args: Vec<OsString> = vec!["-c".into(), BOOTSTRAP.into()];
+    python_args.extend(args.iter().cloned());
+    cmd.python_args = python_args;
+    crate::launcher::run(cmd)
+}
