@@ -1,6 +1,7 @@
 //! The integration tests: one binary, run against the built `parpy` and the
 //! CPython it was built with. See `common` for the helpers.
 
+mod cluster;
 mod common;
 mod compat;
 mod contract;

@@ -406,17 +406,25 @@ def run_payload(payload):
     """``parpy._cluster_call``: runs a chunk's calls here; returns the pickled
     ``(kind, host, results, packed exception, stdout, stderr)``."""
     import io
-    ref, calls, kwargs = pickle.loads(payload)
-    if ref[0] == "main":
-        fn = parpy._lookup(sys.modules["__mp_main__"], ref[1])
-    else:
-        fn = pickle.loads(ref[1])
     out, err = io.StringIO(), io.StringIO()
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err
     results = []
     packed = None
     try:
+        try:
+            ref, calls, kwargs = pickle.loads(payload)
+            if ref[0] == "main":
+                # As on one machine: a clear error when the script, as the
+                # workers load it, does not define the function.
+                fn = parpy._resolve(("name", "__main__", ref[1]))
+            else:
+                fn = pickle.loads(ref[1])
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:
+            packed = parpy._pack_exc(e)
+            calls = ()
         for args in calls:
             try:
                 results.append(fn(*args, **kwargs))

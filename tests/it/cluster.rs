@@ -1,0 +1,484 @@
+//! parpy on a Dask cluster: a real `dask scheduler` on loopback and two
+//! `parpy worker` processes, started and stopped here (a Drop guard kills
+//! them), with the scripts' results checked against a run without a cluster.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{Run, TempDir, native_stacks, python_bin};
+use crate::parallel::{pypi_venv, skip_without_wheel};
+
+/// The virtualenv with Dask (see [`pypi_venv`]).
+fn dask_venv(test: &str) -> Option<PathBuf> {
+    let venv = pypi_venv(
+        "test-venv-dask",
+        &["dask", "distributed"],
+        "import dask, distributed",
+    );
+    if venv.is_none() {
+        skip_without_wheel(test, "dask/distributed");
+    }
+    venv
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+/// A scheduler and its workers; all are killed when it is dropped.
+struct Cluster {
+    venv: PathBuf,
+    address: String,
+    dir: TempDir,
+    scheduler: Option<Child>,
+    workers: Vec<Child>,
+}
+
+impl Cluster {
+    /// A scheduler on 127.0.0.1 and `workers` parpy workers of 2 sub-interpreters each.
+    fn start(venv: &Path, workers: usize) -> Cluster {
+        let dir = TempDir::new("cluster");
+        let port = free_port();
+        let address = format!("tcp://127.0.0.1:{port}");
+        let mut c = Cluster {
+            venv: venv.to_path_buf(),
+            address,
+            dir,
+            scheduler: None,
+            workers: Vec::new(),
+        };
+        let log = std::fs::File::create(c.dir.path().join("scheduler.log")).unwrap();
+        let sched = Run::new(venv.join("bin").join("dask"))
+            .args(["scheduler", "--host", "127.0.0.1", "--no-dashboard"])
+            .args(["--port", &port.to_string()])
+            .cwd(c.dir.path())
+            .command()
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start dask scheduler");
+        c.scheduler = Some(sched);
+        c.wait_for("the scheduler to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        for i in 0..workers {
+            c.add_worker(i);
+        }
+        c
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    fn logs(&self) -> String {
+        let mut all = format!("--- scheduler.log ---\n{}", self.log("scheduler.log"));
+        for i in 0..self.workers.len() {
+            let name = format!("worker{i}.log");
+            all += &format!("--- {name} ---\n{}", self.log(&name));
+        }
+        all
+    }
+
+    /// Polls `ready` for up to 60 s; on a time-out, fails with every log and the workers' stacks.
+    fn wait_for(&self, what: &str, mut ready: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready() {
+            if Instant::now() > deadline {
+                let stacks: String = self.workers.iter().map(|w| native_stacks(w.id())).collect();
+                panic!(
+                    "timed out waiting for {what}\n{}\n--- worker stacks ---\n{stacks}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts `parpy worker` number `i`, in a folder of its own, and waits until it registered.
+    fn add_worker(&mut self, i: usize) {
+        let name = format!("worker{i}.log");
+        let log = std::fs::File::create(self.dir.path().join(&name)).unwrap();
+        let cwd = self.dir.path().join(format!("w{i}"));
+        std::fs::create_dir_all(&cwd).unwrap();
+        let child = Run::parpy()
+            .env("VIRTUAL_ENV", &self.venv)
+            .args(["worker", &self.address, "-j", "2", "--host", "127.0.0.1"])
+            .args(["--name", &format!("w{i}")])
+            .cwd(cwd)
+            .command()
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start parpy worker");
+        self.workers.push(child);
+        self.wait_for("a parpy worker to register", || {
+            self.log(&name).contains("parpy worker tcp://127.0.0.1:")
+        });
+    }
+
+    /// A script run on this cluster.
+    fn script(&self, path: &Path) -> Run {
+        Run::parpy()
+            .env("VIRTUAL_ENV", &self.venv)
+            .args(["--cluster", &self.address])
+            .arg(path)
+            .arg(&self.address)
+            .timeout(Duration::from_secs(120))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        if let Some(s) = &mut self.scheduler {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+    }
+}
+
+/// Every API form; prints only results (worker output is checked apart).
+const FORMS: &str = r#"
+import sys
+import parpy
+
+class Point:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+    def __eq__(self, other):
+        return (self.x, self.y) == (other.x, other.y)
+    def __repr__(self):
+        return f"Point({self.x}, {self.y})"
+
+SCALE = 3
+
+@parpy.parallel
+def score(n, weight=1):
+    return sum(i * i for i in range(n)) * weight * SCALE
+
+@parpy.parallel
+def move(p, dx):
+    return Point(p.x + dx, p.y - dx)
+
+def fails(x):
+    if x == 7:
+        raise ValueError(f"no {x}")
+    return x
+
+@parpy.parallel
+def talk(x):
+    print(f"line {x}")
+    return x
+
+if __name__ == "__main__":
+    address = sys.argv[1] if len(sys.argv) > 1 else None
+    items = list(range(300))
+    print("map", score.map(items) == [score(i) for i in items])
+    print("map chunksize", score.map(items, chunksize=7) == [score(i) for i in items])
+    print("map 2 iterables", move.map([Point(i, i) for i in range(50)], range(50))
+          == [move(Point(i, i), i) for i in range(50)])
+    print("unordered", sorted(score.map_unordered(items)) == sorted(score(i) for i in items))
+    print("submit", score.submit(40, weight=2).result() == score(40, weight=2))
+    print("empty", score.map([]))
+    ex = parpy.Executor(cluster=address) if address else parpy.Executor()
+    with ex:
+        print("Executor.map", list(ex.map(score, items)) == [score(i) for i in items])
+        print("Executor.submit", ex.submit(pow, 3, 4).result())
+        print("lambda", list(ex.map(lambda v: v * SCALE, [1, 2, 3])))
+        print("builtin", list(ex.map(abs, [-1, -2])))
+        try:
+            list(ex.map(fails, range(10)))
+        except ValueError as e:
+            cause = e.__cause__
+            print("error", e, type(cause).__name__, "Traceback" in str(cause),
+                  "fails" in str(cause))
+        try:
+            ex.submit(fails, 7).result()
+        except ValueError as e:
+            print("error submit", e)
+    print("talk", talk.map(range(3)))
+"#;
+
+#[test]
+fn every_api_form_matches_a_run_without_cluster() {
+    let Some(venv) = dask_venv("every_api_form_matches_a_run_without_cluster") else {
+        return;
+    };
+    let cluster = Cluster::start(&venv, 2);
+    let dir = TempDir::new("cluster-forms");
+    let script = dir.write("forms.py", FORMS);
+    let local = Run::parpy()
+        .arg(&script)
+        .timeout(Duration::from_secs(60))
+        .run();
+    assert_eq!(local.code, 0, "without a cluster: {local:?}");
+    let out = cluster.script(&script).run();
+    assert_eq!(out.code, 0, "{out:?}\n{}", cluster.logs());
+    // Worker output arrives line by line, each line naming its host.
+    let host = std::process::Command::new(python_bin())
+        .args(["-c", "import socket; print(socket.gethostname())"])
+        .output()
+        .unwrap();
+    let host = String::from_utf8_lossy(&host.stdout).trim().to_string();
+    let prefix = format!("[{host}] ");
+    let talk: Vec<&str> = out.stdout.lines().filter(|l| l.contains("line ")).collect();
+    assert_eq!(
+        talk,
+        ["line 0", "line 1", "line 2"].map(|l| format!("{prefix}{l}")),
+        "{out:?}"
+    );
+    let stripped: String = out
+        .stdout
+        .lines()
+        .map(|l| l.strip_prefix(&prefix).unwrap_or(l).to_string() + "\n")
+        .collect();
+    assert_eq!(stripped, local.stdout, "{out:?}");
+    assert!(local.stdout.contains("map True\n"), "{local:?}");
+    assert!(!local.stdout.contains("False"), "{local:?}");
+    assert!(
+        local
+            .stdout
+            .contains("error no 7 RemoteTraceback True True\n"),
+        "{local:?}"
+    );
+}
+
+/// Where the items ran, and how many Dask tasks the map became.
+const SPREAD: &str = r#"
+import os, sys, time
+import parpy
+
+@parpy.parallel
+def where(i):
+    time.sleep(0.05)
+    return os.getpid(), parpy.worker_id(), os.getcwd(), __file__
+
+if __name__ == "__main__":
+    import distributed  # (it refuses sub-interpreters: not where workers load the script)
+    ex = parpy._default_executor()
+    with distributed.get_task_stream(client=ex._client) as ts:
+        out = where.map(range(80))
+    print("pids", len({p for p, _, _, _ in out}))
+    print("subinterpreters", len({(p, w) for p, w, _, _ in out}))
+    print("in worker", all(w is not None for _, w, _, _ in out))
+    print("not here", all(p != os.getpid() for p, _, _, _ in out))
+    print("own cwd", all(c != os.getcwd() for _, _, c, _ in out))
+    print("file", sorted({os.path.basename(f) for _, _, _, f in out}))
+    print("tasks", len(ts.data))
+"#;
+
+#[test]
+fn a_map_is_chunked_over_every_subinterpreter_of_every_worker() {
+    let Some(venv) = dask_venv("a_map_is_chunked_over_every_subinterpreter_of_every_worker") else {
+        return;
+    };
+    let cluster = Cluster::start(&venv, 2);
+    let dir = TempDir::new("cluster-spread");
+    let script = dir.write("spread.py", SPREAD);
+    let out = cluster.script(&script).run();
+    assert_eq!(out.code, 0, "{out:?}\n{}", cluster.logs());
+    let line = |key: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no {key} in {out:?}"))
+            .to_string()
+    };
+    assert_eq!(line("pids"), "2", "{out:?}");
+    let subs: u32 = line("subinterpreters").parse().unwrap();
+    assert!(
+        subs >= 3,
+        "only {subs} sub-interpreters of 4 were used: {out:?}"
+    );
+    assert_eq!(line("in worker"), "True");
+    assert_eq!(line("not here"), "True");
+    assert_eq!(line("own cwd"), "True");
+    assert_eq!(line("file"), "['spread.py']");
+    // 4 chunks per sub-interpreter (16 tasks of 5 items), not 80 tasks.
+    let tasks: u32 = line("tasks").parse().unwrap();
+    assert!(
+        (4..=20).contains(&tasks),
+        "{tasks} Dask tasks for 80 items: {out:?}"
+    );
+}
+
+/// Prints each result as it arrives, so that the test can kill a worker mid-map.
+const LONG_MAP: &str = r#"
+import sys, time
+import parpy
+
+@parpy.parallel
+def slow(i):
+    time.sleep(0.1)
+    return i * i
+
+if __name__ == "__main__":
+    got = []
+    for r in slow.map_unordered(range(120), chunksize=2):
+        got.append(r)
+        if len(got) == 4:
+            print("FIRST", flush=True)
+    print("complete", sorted(got) == [i * i for i in range(120)], flush=True)
+"#;
+
+#[test]
+fn sigkill_of_a_worker_mid_map_loses_nothing() {
+    let Some(venv) = dask_venv("sigkill_of_a_worker_mid_map_loses_nothing") else {
+        return;
+    };
+    let mut cluster = Cluster::start(&venv, 2);
+    let dir = TempDir::new("cluster-kill");
+    let script = dir.write("long.py", LONG_MAP);
+    let mut child = cluster
+        .script(&script)
+        .command()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut killed = false;
+    let result = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if line == "FIRST" && !killed {
+                    // SIGKILL, as a crash or the OOM killer would.
+                    cluster.workers[0].kill().unwrap();
+                    let _ = cluster.workers[0].wait();
+                    killed = true;
+                }
+                lines.push(line);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break Ok(()),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break Err(()),
+        }
+    };
+    if result.is_err() {
+        let stacks = native_stacks(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "the script hung; stdout {lines:?}\n--- stacks ---\n{stacks}\n--- stderr ---\n{}\n{}",
+            err.join().unwrap(),
+            cluster.logs()
+        );
+    }
+    let status = child.wait().unwrap();
+    let stderr = err.join().unwrap();
+    assert!(killed, "no FIRST line: {lines:?} {stderr}");
+    assert!(
+        status.success(),
+        "{status:?} {lines:?}\n{stderr}\n{}",
+        cluster.logs()
+    );
+    assert_eq!(lines, ["FIRST", "complete True"], "{stderr}");
+}
+
+#[test]
+fn a_bad_address_is_one_line_and_exit_2() {
+    let Some(venv) = dask_venv("a_bad_address_is_one_line_and_exit_2") else {
+        return;
+    };
+    let dir = TempDir::new("cluster-bad");
+    let script = dir.write("s.py", "print('ran')\n");
+    let nobody = format!("tcp://127.0.0.1:{}", free_port());
+    for (address, says) in [
+        (nobody.as_str(), "Timed out trying to connect"),
+        ("bogus", "missing port number"),
+    ] {
+        let out = Run::parpy()
+            .env("VIRTUAL_ENV", &venv)
+            .args(["--cluster", address])
+            .arg(&script)
+            .timeout(Duration::from_secs(60))
+            .run();
+        assert_eq!(out.code, 2, "{out:?}");
+        assert_eq!(out.stdout, "", "the script must not run: {out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+        assert!(
+            out.stderr.starts_with(&format!(
+                "parpy: cannot reach the Dask scheduler at '{address}' ("
+            )) && out.stderr.contains(says),
+            "{out:?}"
+        );
+    }
+    // PARPY_CLUSTER means the same.
+    let out = Run::parpy()
+        .env("VIRTUAL_ENV", &venv)
+        .env("PARPY_CLUSTER", "bogus")
+        .arg(&script)
+        .timeout(Duration::from_secs(60))
+        .run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("missing port number"), "{out:?}");
+}
+
+#[test]
+fn without_dask_cluster_says_pip_install_dask_distributed() {
+    let has_dask = std::process::Command::new(python_bin())
+        .args(["-c", "import distributed"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if has_dask {
+        eprintln!("SKIPPED: the Python under test has distributed installed");
+        return;
+    }
+    let dir = TempDir::new("cluster-nodask");
+    let script = dir.write("s.py", "print('ran')\n");
+    let prefix = std::process::Command::new(python_bin())
+        .args(["-c", "import sys; print(sys.prefix)"])
+        .output()
+        .unwrap();
+    let prefix = String::from_utf8_lossy(&prefix.stdout).trim().to_string();
+    let want = |what: &str| {
+        format!(
+            "parpy: {what} needs Dask, which is not installed: run `pip install dask distributed` \
+             in the environment parpy runs with ({prefix})\n"
+        )
+    };
+    let out = Run::parpy()
+        .args(["--cluster", "tcp://127.0.0.1:8786"])
+        .arg(&script)
+        .run();
+    assert_eq!((out.code, out.stdout.as_str()), (2, ""), "{out:?}");
+    assert_eq!(out.stderr, want("--cluster"));
+    let out = Run::parpy().args(["worker", "tcp://127.0.0.1:8786"]).run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(out.stderr, want("parpy worker"));
+}
+
+#[test]
+fn a_script_named_worker_still_runs_as_dot_slash_worker() {
+    let dir = TempDir::new("cluster-named");
+    dir.write("worker", "import sys; print('script', sys.argv[1:])\n");
+    let out = Run::parpy().args(["./worker", "x"]).cwd(dir.path()).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, "script ['x']\n");
+}
