@@ -29,6 +29,22 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// Every log of the cluster in `dir`.
+fn logs_in(dir: &Path) -> String {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    names.retain(|p| p.extension().is_some_and(|e| e == "log"));
+    names.sort();
+    names
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            format!("--- {} ---\n{text}", p.display())
+        })
+        .collect()
+}
+
 /// A scheduler and its workers; all are killed when it is dropped.
 struct Cluster {
     venv: PathBuf,
@@ -77,12 +93,7 @@ impl Cluster {
     }
 
     fn logs(&self) -> String {
-        let mut all = format!("--- scheduler.log ---\n{}", self.log("scheduler.log"));
-        for i in 0..self.workers.len() {
-            let name = format!("worker{i}.log");
-            all += &format!("--- {name} ---\n{}", self.log(&name));
-        }
-        all
+        logs_in(self.dir.path())
     }
 
     /// Polls `ready` for up to 60 s; on a time-out, fails with every log and the workers' stacks.
@@ -144,6 +155,87 @@ impl Drop for Cluster {
             let _ = s.kill();
             let _ = s.wait();
         }
+    }
+}
+
+/// A script run whose stdout lines the test sees as they come.
+struct Streamed {
+    child: Child,
+    rx: std::sync::mpsc::Receiver<String>,
+    err: Option<std::thread::JoinHandle<String>>,
+    lines: Vec<String>,
+}
+
+impl Streamed {
+    fn spawn(run: Run) -> Streamed {
+        let mut child = run
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+            s
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Streamed {
+            child,
+            rx,
+            err: Some(err),
+            lines: Vec::new(),
+        }
+    }
+
+    /// Hands each line to `on_line` until stdout closes; a hang fails with the stacks.
+    fn lines_until(&mut self, logs: &Path, limit: Duration, mut on_line: impl FnMut(&str)) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    on_line(&line);
+                    self.lines.push(line);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let stacks = native_stacks(self.child.id());
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!(
+                        "the script hung; stdout {:?}\n--- stacks ---\n{stacks}\n{}",
+                        self.lines,
+                        logs_in(logs)
+                    );
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> (std::process::ExitStatus, Vec<String>, String) {
+        let status = self.child.wait().unwrap();
+        let err = self
+            .err
+            .take()
+            .map(|e| e.join().unwrap())
+            .unwrap_or_default();
+        (status, std::mem::take(&mut self.lines), err)
+    }
+}
+
+impl Drop for Streamed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -339,58 +431,20 @@ fn sigkill_of_a_worker_mid_map_loses_nothing() {
     let mut cluster = Cluster::start(&venv, 2);
     let dir = TempDir::new("cluster-kill");
     let script = dir.write("long.py", LONG_MAP);
-    let mut child = cluster
-        .script(&script)
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-        s
-    });
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut s = Streamed::spawn(cluster.script(&script));
     let mut killed = false;
-    let result = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                if line == "FIRST" && !killed {
-                    // SIGKILL, as a crash or the OOM killer would.
-                    cluster.workers[0].kill().unwrap();
-                    let _ = cluster.workers[0].wait();
-                    killed = true;
-                }
-                lines.push(line);
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break Ok(()),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break Err(()),
+    let mut victim = cluster.workers.remove(0);
+    s.lines_until(cluster.dir.path(), Duration::from_secs(120), |line| {
+        if line == "FIRST" && !killed {
+            // SIGKILL, as a crash or the OOM killer would.
+            victim.kill().unwrap();
+            let _ = victim.wait();
+            killed = true;
         }
-    };
-    if result.is_err() {
-        let stacks = native_stacks(child.id());
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!(
-            "the script hung; stdout {lines:?}\n--- stacks ---\n{stacks}\n--- stderr ---\n{}\n{}",
-            err.join().unwrap(),
-            cluster.logs()
-        );
-    }
-    let status = child.wait().unwrap();
-    let stderr = err.join().unwrap();
+    });
+    let _ = victim.kill();
+    let _ = victim.wait();
+    let (status, lines, stderr) = s.finish();
     assert!(killed, "no FIRST line: {lines:?} {stderr}");
     assert!(
         status.success(),
@@ -481,4 +535,106 @@ fn a_script_named_worker_still_runs_as_dot_slash_worker() {
     let out = Run::parpy().args(["./worker", "x"]).cwd(dir.path()).run();
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stdout, "script ['x']\n");
+}
+
+/// A map long enough to be interrupted.
+const SLOW_MAP: &str = r#"
+import time
+import parpy
+
+@parpy.parallel
+def slow(i):
+    time.sleep(0.2)
+    return i
+
+if __name__ == "__main__":
+    print("start", flush=True)
+    print(len(slow.map(range(400), chunksize=1)))
+"#;
+
+/// Waits for the script's "start" line and then a little, so that its tasks run.
+fn after_start(signal: impl FnOnce()) -> impl FnMut(&str) {
+    let mut signal = Some(signal);
+    move |line| {
+        if line == "start" {
+            std::thread::sleep(Duration::from_secs(2));
+            if let Some(f) = signal.take() {
+                f();
+            }
+        }
+    }
+}
+
+#[test]
+fn a_scheduler_that_goes_away_is_a_clear_error() {
+    let Some(venv) = dask_venv("a_scheduler_that_goes_away_is_a_clear_error") else {
+        return;
+    };
+    let mut cluster = Cluster::start(&venv, 1);
+    let dir = TempDir::new("cluster-nosched");
+    let script = dir.write("slow.py", SLOW_MAP);
+    let mut s = Streamed::spawn(cluster.script(&script));
+    let mut sched = cluster.scheduler.take().unwrap();
+    s.lines_until(
+        &cluster.dir.path().to_path_buf(),
+        Duration::from_secs(60),
+        after_start(|| {
+            sched.kill().unwrap();
+            let _ = sched.wait();
+        }),
+    );
+    let _ = sched.kill();
+    let _ = sched.wait();
+    let (status, lines, stderr) = s.finish();
+    assert_eq!(status.code(), Some(1), "{lines:?} {stderr}");
+    assert_eq!(lines, ["start"], "{stderr}");
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with(&format!(
+            "ConnectionError: parpy: lost the connection to the Dask scheduler at {}; ",
+            cluster.address
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn ctrl_c_of_the_client_cancels_its_tasks() {
+    let Some(venv) = dask_venv("ctrl_c_of_the_client_cancels_its_tasks") else {
+        return;
+    };
+    let cluster = Cluster::start(&venv, 2);
+    let dir = TempDir::new("cluster-sigint");
+    let script = dir.write("slow.py", SLOW_MAP);
+    let mut s = Streamed::spawn(cluster.script(&script));
+    let pid = s.child.id() as i32;
+    s.lines_until(
+        &cluster.dir.path().to_path_buf(),
+        Duration::from_secs(60),
+        after_start(|| {
+            // SAFETY: kill(2) on our own child, not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGINT) };
+        }),
+    );
+    let (status, lines, stderr) = s.finish();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{lines:?} {stderr}");
+    assert!(stderr.contains("KeyboardInterrupt"), "{stderr}");
+    // The scheduler forgets the client's 400 tasks (the client is gone and
+    // cancelled them), instead of running them on.
+    let check = format!(
+        "import time, distributed\n\
+         c = distributed.Client({:?}, timeout=10)\n\
+         for _ in range(100):\n\
+         \x20   n = c.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))\n\
+         \x20   if n == 0: break\n\
+         \x20   time.sleep(0.1)\n\
+         print('tasks', n)\n",
+        cluster.address
+    );
+    let out = Run::new(venv.join("bin").join("python"))
+        .args(["-c", &check])
+        .timeout(Duration::from_secs(60))
+        .run();
+    assert_eq!(out.stdout, "tasks 0\n", "{out:?}");
 }

@@ -209,9 +209,10 @@ class ClusterExecutor:
     def _lost(self, e):
         """The error for a Dask failure that is not the task's own exception."""
         if self._client.status not in ("running", "newly-created"):
+            text = " ".join(str(e).split())
             return ConnectionError(
-                f"parpy: lost the connection to the Dask scheduler at {self._address} "
-                f"({type(e).__name__}: {e})")
+                f"parpy: lost the connection to the Dask scheduler at {self._address}; "
+                f"this call's tasks are lost ({type(e).__name__}: {text})")
         return e
 
     def _chunk_result(self, fut, deadline):
