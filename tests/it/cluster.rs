@@ -52,25 +52,35 @@ struct Cluster {
     dir: TempDir,
     scheduler: Option<Child>,
     workers: Vec<Child>,
+    /// The folder of ca.pem, node.pem and node.key, for a cluster on tls://.
+    tls: Option<PathBuf>,
 }
 
 impl Cluster {
     /// A scheduler on 127.0.0.1 and `workers` parpy workers of 2 sub-interpreters each.
     fn start(venv: &Path, workers: usize) -> Cluster {
+        Cluster::start_with(venv, workers, None)
+    }
+
+    /// The same, on tls:// with the certificates in `tls` when given.
+    fn start_with(venv: &Path, workers: usize, tls: Option<&Path>) -> Cluster {
         let dir = TempDir::new("cluster");
         let port = free_port();
-        let address = format!("tcp://127.0.0.1:{port}");
+        let scheme = if tls.is_some() { "tls" } else { "tcp" };
+        let address = format!("{scheme}://127.0.0.1:{port}");
         let mut c = Cluster {
             venv: venv.to_path_buf(),
             address,
             dir,
             scheduler: None,
             workers: Vec::new(),
+            tls: tls.map(Path::to_path_buf),
         };
         let log = std::fs::File::create(c.dir.path().join("scheduler.log")).unwrap();
         let sched = Run::new(venv.join("bin").join("dask"))
             .args(["scheduler", "--host", "127.0.0.1", "--no-dashboard"])
-            .args(["--port", &port.to_string()])
+            .args(["--port", &port.to_string(), "--protocol", scheme])
+            .args(c.tls_args())
             .cwd(c.dir.path())
             .command()
             .stdin(Stdio::null())
@@ -86,6 +96,23 @@ impl Cluster {
             c.add_worker(i);
         }
         c
+    }
+
+    /// `--tls-ca-file … --tls-cert … --tls-key …`, or nothing.
+    fn tls_args(&self) -> Vec<PathBuf> {
+        let Some(d) = &self.tls else {
+            return Vec::new();
+        };
+        let mut v = Vec::new();
+        for (opt, file) in [
+            ("ca-file", "ca.pem"),
+            ("cert", "node.pem"),
+            ("key", "node.key"),
+        ] {
+            v.push(PathBuf::from(format!("--tls-{opt}")));
+            v.push(d.join(file));
+        }
+        v
     }
 
     fn log(&self, name: &str) -> String {
@@ -121,6 +148,7 @@ impl Cluster {
             .env("VIRTUAL_ENV", &self.venv)
             .args(["worker", &self.address, "-j", "2", "--host", "127.0.0.1"])
             .args(["--name", &format!("w{i}")])
+            .args(self.tls_args())
             .cwd(cwd)
             .command()
             .stdin(Stdio::null())
@@ -129,16 +157,36 @@ impl Cluster {
             .spawn()
             .expect("start parpy worker");
         self.workers.push(child);
+        let scheme = self
+            .address
+            .split("://")
+            .next()
+            .unwrap_or("tcp")
+            .to_string();
+        let registered = format!("parpy worker {scheme}://127.0.0.1:");
         self.wait_for("a parpy worker to register", || {
-            self.log(&name).contains("parpy worker tcp://127.0.0.1:")
+            self.log(&name).contains(&registered)
         });
     }
 
     /// A script run on this cluster.
     fn script(&self, path: &Path) -> Run {
-        Run::parpy()
-            .env("VIRTUAL_ENV", &self.venv)
-            .args(["--cluster", &self.address])
+        let mut run = Run::parpy().env("VIRTUAL_ENV", &self.venv);
+        if let Some(d) = &self.tls {
+            // The client takes Dask's own settings.
+            run = run
+                .env("DASK_DISTRIBUTED__COMM__TLS__CA_FILE", d.join("ca.pem"))
+                .env(
+                    "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT",
+                    d.join("node.pem"),
+                )
+                .env(
+                    "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY",
+                    d.join("node.key"),
+                )
+                .env("DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION", "True");
+        }
+        run.args(["--cluster", &self.address])
             .arg(path)
             .arg(&self.address)
             .timeout(Duration::from_secs(120))
@@ -637,4 +685,102 @@ fn ctrl_c_of_the_client_cancels_its_tasks() {
         .timeout(Duration::from_secs(60))
         .run();
     assert_eq!(out.stdout, "tasks 0\n", "{out:?}");
+}
+
+/// A CA made here and one certificate it signed for 127.0.0.1 (openssl).
+fn make_certificates(dir: &Path) -> bool {
+    let run = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=parpy test CA",
+    ]) && run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "node.key",
+        "-out",
+        "node.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]) && run(&[
+        "x509",
+        "-req",
+        "-in",
+        "node.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "node.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ])
+}
+
+#[test]
+fn tls_with_a_self_signed_ca() {
+    let Some(venv) = dask_venv("tls_with_a_self_signed_ca") else {
+        return;
+    };
+    let certs = TempDir::new("cluster-certs");
+    if !make_certificates(certs.path()) {
+        eprintln!("SKIPPED tls_with_a_self_signed_ca: no openssl to make certificates");
+        return;
+    }
+    let cluster = Cluster::start_with(&venv, 2, Some(certs.path()));
+    assert!(cluster.address.starts_with("tls://"));
+    let dir = TempDir::new("cluster-tls");
+    let script = dir.write(
+        "t.py",
+        "import parpy\n\
+         @parpy.parallel\n\
+         def sq(x):\n    return x * x\n\
+         print(sq.map(range(50)) == [x * x for x in range(50)])\n",
+    );
+    let out = cluster.script(&script).run();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "True\n"),
+        "{out:?}\n{}",
+        cluster.logs()
+    );
+    // Without the client's certificate, the scheduler is not reachable.
+    let out = Run::parpy()
+        .env("VIRTUAL_ENV", &venv)
+        .args(["--cluster", &cluster.address])
+        .arg(&script)
+        .timeout(Duration::from_secs(60))
+        .run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .starts_with("parpy: cannot reach the Dask scheduler"),
+        "{out:?}"
+    );
 }

@@ -462,6 +462,10 @@ def worker_main():
                    help="the address this worker listens on for its peers (default: Dask's choice)")
     p.add_argument("--death-timeout", type=float, default=30.0, metavar="SECONDS",
                    help="give up when the scheduler cannot be reached for this long (default 30)")
+    for opt, what in (("ca-file", "the CA certificate"), ("cert", "this worker's certificate"),
+                      ("key", "this worker's private key")):
+        p.add_argument(f"--tls-{opt}", default=None, metavar="PATH",
+                       help=f"{what} (PEM), for tls:// addresses")
     args = p.parse_args(sys.argv[1:])
     if args.workers is not None and args.workers < 1:
         p.error("-j must be at least 1")
@@ -494,10 +498,14 @@ def _no_foreign_frames():
 async def _serve(args):
     import distributed
     _no_foreign_frames()
+    tls = {k: v for k, v in (("tls_ca_file", args.tls_ca_file), ("tls_worker_cert", args.tls_cert),
+                             ("tls_worker_key", args.tls_key)) if v}
+    # No TLS option: Dask's own settings (its config files, DASK_* variables) apply.
+    security = distributed.Security(**tls, require_encryption=True) if tls else None
     try:
         worker = await distributed.Worker(
             args.scheduler, nthreads=_pool_size, name=args.name, host=args.host,
-            death_timeout=args.death_timeout)
+            death_timeout=args.death_timeout, security=security)
     except Exception as e:
         text = " ".join(str(e).split()) or type(e).__name__
         sys.stderr.write(f"parpy worker: cannot reach the Dask scheduler at {args.scheduler!r} "
