@@ -13,6 +13,14 @@ const BOOTSTRAP: &str = "import parpy; parpy._cluster().worker_main()";
 pub fn run(mut cmd: Command, args: &[OsString]) -> anyhow::Result<i32> {
     let mut python_args: Vec<OsString> = vec!["-c".into(), BOOTSTRAP.into()];
     python_args.extend(args.iter().cloned());
+    // The pool itself never falls back: its one function (the chunk runner)
+    // would be sent to the fallback for every script at once. A refused chunk
+    // comes back to the worker, which runs it in a fallback process that
+    // loaded that chunk's script (`--fallback` chooses whether it does).
+    let mode = cmd.options.fallback.replace("error".into());
+    if let Some(mode) = mode {
+        python_args.extend(["--fallback".into(), mode.into()]);
+    }
     cmd.python_args = python_args;
     crate::launcher::run(cmd)
 }

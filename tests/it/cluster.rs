@@ -784,3 +784,51 @@ fn tls_with_a_self_signed_ca() {
         "{out:?}"
     );
 }
+
+/// `readline` refuses sub-interpreters: such chunks run in a fallback process on the worker's host.
+const REFUSED: &str = r#"
+import os
+import parpy
+
+@parpy.parallel
+def uses(x):
+    import readline
+    return x * 2, os.getpid()
+
+@parpy.parallel
+def plain(x):
+    return x * 2, os.getpid()
+
+if __name__ == "__main__":
+    r = uses.map(range(20))
+    p = plain.map(range(20))
+    print([x for x, _ in r] == [x for x, _ in p] == [x * 2 for x in range(20)])
+    print("elsewhere", not ({q for _, q in r} & {q for _, q in p}))
+    print(plain.map(range(3)))
+"#;
+
+#[test]
+fn a_module_that_refuses_subinterpreters_runs_in_the_workers_fallback() {
+    let Some(venv) =
+        dask_venv("a_module_that_refuses_subinterpreters_runs_in_the_workers_fallback")
+    else {
+        return;
+    };
+    let has_readline = std::process::Command::new(python_bin())
+        .args(["-c", "import readline"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_readline {
+        eprintln!("SKIPPED: the Python under test has no readline");
+        return;
+    }
+    let cluster = Cluster::start(&venv, 1);
+    let dir = TempDir::new("cluster-refused");
+    let script = dir.write("refused.py", REFUSED);
+    let out = cluster.script(&script).run();
+    assert_eq!(out.code, 0, "{out:?}\n{}", cluster.logs());
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[..2], ["True", "elsewhere True"], "{out:?}");
+    // The pool is still the worker's own after a refusal: later chunks run there.
+    assert!(lines[2].starts_with("[(0, "), "{out:?}");
+}

@@ -1111,7 +1111,8 @@ class _FallbackPool:
         proc = subprocess.Popen([_sys.executable, "-c", code], pass_fds=(req_r, rep_w), stdin=subprocess.DEVNULL)
         os.close(req_r)
         os.close(rep_w)
-        _send_msg(req_w, _worker_config())
+        # (_cfg: a parpy worker's fallback for a script sent by a cluster client)
+        _send_msg(req_w, getattr(self, "_cfg", None) or _worker_config())
         return proc, req_w, rep_r
 
     def shutdown(self):

@@ -368,7 +368,14 @@ def _pool_for(info):
                 if _scratch is None:
                     import atexit
                     import shutil
-                    _scratch = tempfile.mkdtemp(prefix="parpy-cluster-")
+                    # In the Dask worker's own folder, which Dask removes when
+                    # the next worker on this host finds its owner dead.
+                    try:
+                        import distributed
+                        base = distributed.get_worker().local_directory
+                    except Exception:
+                        base = None
+                    _scratch = tempfile.mkdtemp(prefix="parpy-scripts-", dir=base)
                     atexit.register(shutil.rmtree, _scratch, True)
                 folder = os.path.join(_scratch, info["id"])
                 os.makedirs(folder, exist_ok=True)
@@ -396,7 +403,30 @@ def run_chunk(info, payload):
     why = _mismatch(info)
     if why is not None:
         raise RuntimeError(why)
-    return _pool_for(info).submit(parpy._cluster_call, payload).result()
+    ex = _pool_for(info)
+    try:
+        return ex.submit(parpy._cluster_call, payload).result()
+    except ImportError as e:
+        if "cannot be loaded in a parpy worker" not in str(e) or _fallback_mode == "error":
+            raise
+    # A module of the chunk refuses sub-interpreters: run it in a process that
+    # loaded the same script (parpy's fallback, with this script's config).
+    return _fallback_for(ex).submit(("name", "parpy", "_cluster_call"), (payload,), {}).result()
+
+
+_fallback_mode = "process"
+
+
+def _fallback_for(ex):
+    with _pools_lock:
+        fb = getattr(ex, "_cluster_fallback", None)
+        if fb is None:
+            fb = parpy._FallbackPool(_fallback_mode, _pool_size or parpy.workers())
+            fb._cfg = ex._cfg
+            ex._cluster_fallback = fb
+            import atexit
+            atexit.register(fb.shutdown)
+        return fb
 
 
 # ---------------------------------------------------------------------------
@@ -431,6 +461,11 @@ def run_payload(payload):
                 results.append(fn(*args, **kwargs))
             except KeyboardInterrupt:
                 raise
+            except ImportError as e:
+                if parpy._IN_WORKER and parpy._refused_module(e):
+                    raise  # the parpy worker runs the chunk again in its fallback
+                packed = parpy._pack_exc(e)
+                break
             except BaseException as e:
                 packed = parpy._pack_exc(e)
                 break
@@ -466,6 +501,8 @@ def worker_main():
                       ("key", "this worker's private key")):
         p.add_argument(f"--tls-{opt}", default=None, metavar="PATH",
                        help=f"{what} (PEM), for tls:// addresses")
+    p.add_argument("--fallback", choices=("process", "error"), default="process",
+                   help="where chunks go whose modules refuse sub-interpreters (default process)")
     args = p.parse_args(sys.argv[1:])
     if args.workers is not None and args.workers < 1:
         p.error("-j must be at least 1")
@@ -474,8 +511,9 @@ def worker_main():
     except ImportError as e:
         sys.stderr.write(f"{e}\n")
         raise SystemExit(2)
-    global _pool_size
+    global _pool_size, _fallback_mode
     _pool_size = args.workers or parpy.workers()
+    _fallback_mode = args.fallback
     import asyncio
     try:
         asyncio.run(_serve(args))
@@ -496,6 +534,7 @@ def _no_foreign_frames():
 
 
 async def _serve(args):
+    import asyncio
     import distributed
     _no_foreign_frames()
     tls = {k: v for k, v in (("tls_ca_file", args.tls_ca_file), ("tls_worker_cert", args.tls_cert),
@@ -511,6 +550,10 @@ async def _serve(args):
         sys.stderr.write(f"parpy worker: cannot reach the Dask scheduler at {args.scheduler!r} "
                          f"({text})\n")
         raise SystemExit(1)
+    import signal
+    loop = asyncio.get_running_loop()
+    # SIGTERM (a service manager stopping it): leave the scheduler cleanly.
+    loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(worker.close()))
     sys.stderr.write(f"parpy worker {worker.address}: {_pool_size} sub-interpreters, "
                      f"scheduler {args.scheduler}\n")
     sys.stderr.flush()
