@@ -624,7 +624,7 @@ fn a_scheduler_that_goes_away_is_a_clear_error() {
     let mut s = Streamed::spawn(cluster.script(&script));
     let mut sched = cluster.scheduler.take().unwrap();
     s.lines_until(
-        &cluster.dir.path().to_path_buf(),
+        cluster.dir.path(),
         Duration::from_secs(60),
         after_start(|| {
             sched.kill().unwrap();
@@ -657,7 +657,7 @@ fn ctrl_c_of_the_client_cancels_its_tasks() {
     let mut s = Streamed::spawn(cluster.script(&script));
     let pid = s.child.id() as i32;
     s.lines_until(
-        &cluster.dir.path().to_path_buf(),
+        cluster.dir.path(),
         Duration::from_secs(60),
         after_start(|| {
             // SAFETY: kill(2) on our own child, not reaped yet.
