@@ -832,3 +832,44 @@ fn a_module_that_refuses_subinterpreters_runs_in_the_workers_fallback() {
     // The pool is still the worker's own after a refusal: later chunks run there.
     assert!(lines[2].starts_with("[(0, "), "{out:?}");
 }
+
+/// SPMD ranks count across the cluster.
+const RANKS: &str = r#"
+import os
+import parpy
+
+def whoami(ctx, base):
+    return base + ctx.rank, ctx.size, os.getpid(), ctx.queue
+
+def __parallel__(ctx):
+    return ctx.rank, ctx.size, os.getpid()
+
+def __gather__(results):
+    print("gather ranks", [r for r, _, _ in results])
+    print("gather size", {s for _, s, _ in results})
+    print("gather pids", len({p for _, _, p in results}))
+
+if __name__ == "__main__":
+    out = parpy.spmd(whoami, 100)
+    print("spmd", [r for r, _, _, _ in out], {s for _, s, _, _ in out}, {q for *_, q in out})
+"#;
+
+#[test]
+fn spmd_and_parallel_ranks_count_across_the_cluster() {
+    let Some(venv) = dask_venv("spmd_and_parallel_ranks_count_across_the_cluster") else {
+        return;
+    };
+    let cluster = Cluster::start(&venv, 2);
+    let dir = TempDir::new("cluster-ranks");
+    let script = dir.write("ranks.py", RANKS);
+    let out = cluster.script(&script).run();
+    assert_eq!(out.code, 0, "{out:?}\n{}", cluster.logs());
+    assert_eq!(
+        out.stdout,
+        "spmd [100, 101, 102, 103] {4} {None}\n\
+         gather ranks [0, 1, 2, 3]\n\
+         gather size {4}\n\
+         gather pids 2\n",
+        "{out:?}"
+    );
+}

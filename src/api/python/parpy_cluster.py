@@ -302,9 +302,33 @@ class ClusterExecutor:
                 self._client.cancel(list(left))
 
     def spmd(self, fn, *args, **kwargs):
-        raise NotImplementedError(
-            "parpy: spmd() and __parallel__ do not run on a Dask cluster yet; "
-            "run the script without --cluster")
+        """``fn(ctx, *args, **kwargs)`` once per sub-interpreter of the cluster (``ctx.size``
+        of them, ``ctx.rank`` counting across every worker); results in rank order.
+        ``ctx.queue`` is None here: there is no queue that spans hosts."""
+        self._check()
+        size = self._slots()
+        info = _script_info()
+        ref = ("rank", _fn_ref(fn, info))
+        label = _label(fn)
+        futs = [self._task(_dumps((ref, [(rank, size) + tuple(args)], kwargs)), label)
+                for rank in range(size)]
+        results = []
+        errors = []
+        try:
+            for fut in futs:
+                values, exc = self._chunk_result(fut, None)
+                if exc is not None:
+                    errors.append(exc)
+                    results.append(None)
+                else:
+                    results.append(values[0])
+        except BaseException:
+            if self._client.status == "running":
+                self._client.cancel(futs)
+            raise
+        if errors:
+            raise errors[0]
+        return results
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         if self._shutdown:
@@ -433,6 +457,20 @@ def _fallback_for(ex):
 # Worker side: inside a sub-interpreter
 # ---------------------------------------------------------------------------
 
+def _resolve_ref(ref):
+    if ref[0] == "main":
+        # As on one machine: a clear error when the script, as the workers
+        # load it, does not define the function.
+        return parpy._resolve(("name", "__main__", ref[1]))
+    if ref[0] == "rank":
+        inner = _resolve_ref(ref[1])
+
+        def rank(rank, size, *args, **kwargs):
+            return inner(parpy.Context(rank, size, None), *args, **kwargs)
+        return rank
+    return pickle.loads(ref[1])
+
+
 def run_payload(payload):
     """``parpy._cluster_call``: runs a chunk's calls here; returns the pickled
     ``(kind, host, results, packed exception, stdout, stderr)``."""
@@ -445,12 +483,7 @@ def run_payload(payload):
     try:
         try:
             ref, calls, kwargs = pickle.loads(payload)
-            if ref[0] == "main":
-                # As on one machine: a clear error when the script, as the
-                # workers load it, does not define the function.
-                fn = parpy._resolve(("name", "__main__", ref[1]))
-            else:
-                fn = pickle.loads(ref[1])
+            fn = _resolve_ref(ref)
         except KeyboardInterrupt:
             raise
         except BaseException as e:
