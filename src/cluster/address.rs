@@ -19,3 +19,9 @@ pub fn init(option: Option<&str>) {
 pub fn get() -> Option<&'static str> {
     ADDRESS.get().and_then(|a| a.as_deref())
 }
+
+/// No cluster for this process, whatever `PARPY_CLUSTER` says (a `parpy worker`
+/// is not a client). Called before [`init`], which then changes nothing.
+pub fn disable() {
+    let _ = ADDRESS.set(None);
+}

@@ -22,5 +22,6 @@ pub fn run(mut cmd: Command, args: &[OsString]) -> anyhow::Result<i32> {
         python_args.extend(["--fallback".into(), mode.into()]);
     }
     cmd.python_args = python_args;
+    super::address::disable();
     crate::launcher::run(cmd)
 }

@@ -873,3 +873,177 @@ fn spmd_and_parallel_ranks_count_across_the_cluster() {
         "{out:?}"
     );
 }
+
+/// Two network namespaces joined by a veth pair ("hosts" A and B, 10.213.N.1 and
+/// 10.213.N.2), removed with every process started in them when dropped.
+struct TwoHosts {
+    names: [String; 2],
+    addrs: [String; 2],
+    children: Vec<Child>,
+}
+
+impl TwoHosts {
+    fn new() -> Option<TwoHosts> {
+        let id = std::process::id();
+        let n = id % 250 + 1;
+        let names = [format!("parpy-{id}-a"), format!("parpy-{id}-b")];
+        let addrs = [format!("10.213.{n}.1"), format!("10.213.{n}.2")];
+        let ip = |args: &[&str]| {
+            std::process::Command::new("ip")
+                .args(args)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !ip(&["netns", "add", &names[0]]) {
+            return None;
+        }
+        let hosts = TwoHosts {
+            names,
+            addrs,
+            children: Vec::new(),
+        };
+        let (a, b) = (&hosts.names[0], &hosts.names[1]);
+        let (va, vb) = (format!("pv{id}a"), format!("pv{id}b"));
+        let ok = ip(&["netns", "add", b])
+            && ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb])
+            && ip(&["link", "set", &va, "netns", a])
+            && ip(&["link", "set", &vb, "netns", b])
+            && ip(&[
+                "-n",
+                a,
+                "addr",
+                "add",
+                &format!("{}/24", hosts.addrs[0]),
+                "dev",
+                &va,
+            ])
+            && ip(&[
+                "-n",
+                b,
+                "addr",
+                "add",
+                &format!("{}/24", hosts.addrs[1]),
+                "dev",
+                &vb,
+            ])
+            && ip(&["-n", a, "link", "set", &va, "up"])
+            && ip(&["-n", b, "link", "set", &vb, "up"])
+            && ip(&["-n", a, "link", "set", "lo", "up"])
+            && ip(&["-n", b, "link", "set", "lo", "up"]);
+        ok.then_some(hosts)
+    }
+
+    /// `run` inside host `h`, where `hidden` (the client's folder) is an empty tmpfs.
+    fn spawn(&mut self, h: usize, run: Run, hidden: &Path, log: &Path) {
+        let cmd = run.command();
+        let mut wrapped = Run::new("ip")
+            .args(["netns", "exec", &self.names[h], "unshare", "-m", "sh", "-c"])
+            .arg("mount -t tmpfs tmpfs \"$0\" && exec \"$@\"")
+            .arg(hidden)
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        if let Some(d) = cmd.get_current_dir() {
+            wrapped = wrapped.cwd(d);
+        }
+        for (k, v) in cmd.get_envs() {
+            wrapped = match v {
+                Some(v) => wrapped.env(k, v),
+                None => wrapped.env_remove(k),
+            };
+        }
+        let f = std::fs::File::create(log).unwrap();
+        let child = wrapped
+            .command()
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .expect("ip netns exec");
+        self.children.push(child);
+    }
+}
+
+impl Drop for TwoHosts {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for n in &self.names {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", n])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn two_hosts_in_network_namespaces_share_no_files() {
+    let Some(venv) = dask_venv("two_hosts_in_network_namespaces_share_no_files") else {
+        return;
+    };
+    let Some(mut hosts) = TwoHosts::new() else {
+        eprintln!(
+            "SKIPPED two_hosts_in_network_namespaces_share_no_files: cannot create network namespaces (needs root and ip)"
+        );
+        return;
+    };
+    let logs = TempDir::new("cluster-netns-logs");
+    let client_dir = TempDir::new("cluster-netns-client");
+    let script = client_dir.write("spread.py", SPREAD);
+    let port = 8786;
+    let address = format!("tcp://{}:{port}", hosts.addrs[0]);
+    let sched = Run::new(venv.join("bin").join("dask"))
+        .args(["scheduler", "--host", &hosts.addrs[0], "--no-dashboard"])
+        .args(["--port", &port.to_string()]);
+    hosts.spawn(
+        0,
+        sched,
+        client_dir.path(),
+        &logs.path().join("scheduler.log"),
+    );
+    let all_logs = || logs_in(logs.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for h in 0..2 {
+        let worker = Run::parpy()
+            .env("VIRTUAL_ENV", &venv)
+            .args(["worker", &address, "-j", "2", "--host", &hosts.addrs[h]])
+            .args(["--name", &format!("host{h}")])
+            .cwd(logs.path());
+        let log = logs.path().join(format!("worker{h}.log"));
+        hosts.spawn(h, worker, client_dir.path(), &log);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("parpy worker tcp://")
+        {
+            assert!(Instant::now() < deadline, "no worker {h}:\n{}", all_logs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // The client runs on host B, beside one worker; the other is across the veth.
+    let client = Run::parpy()
+        .env("VIRTUAL_ENV", &venv)
+        .args(["--cluster", &address])
+        .arg(&script)
+        .timeout(Duration::from_secs(120));
+    let cmd = client.command();
+    let out = Run::new("ip")
+        .args(["netns", "exec", &hosts.names[1]])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env("VIRTUAL_ENV", &venv)
+        .cwd(client_dir.path())
+        .timeout(Duration::from_secs(120))
+        .run();
+    assert_eq!(out.code, 0, "{out:?}\n{}", all_logs());
+    for want in [
+        "pids 2",
+        "in worker True",
+        "not here True",
+        "own cwd True",
+        "file ['spread.py']",
+    ] {
+        assert!(out.stdout.lines().any(|l| l == want), "{want}: {out:?}");
+    }
+}
