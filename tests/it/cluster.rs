@@ -1047,3 +1047,33 @@ fn two_hosts_in_network_namespaces_share_no_files() {
         assert!(out.stdout.lines().any(|l| l == want), "{want}: {out:?}");
     }
 }
+
+#[test]
+fn a_worker_of_another_parpy_version_says_what_to_do() {
+    let Some(venv) = dask_venv("a_worker_of_another_parpy_version_says_what_to_do") else {
+        return;
+    };
+    let cluster = Cluster::start(&venv, 1);
+    let dir = TempDir::new("cluster-version");
+    // The client claims another version (as a client built from another parpy would).
+    let script = dir.write(
+        "v.py",
+        "import parpy\n\
+         parpy._cluster()._script_info()['parpy'] = '0.0.0-other'\n\
+         @parpy.parallel\n\
+         def f(x):\n    return x\n\
+         try:\n    f.map(range(3))\n\
+         except RuntimeError as e:\n    print(e)\n",
+    );
+    let out = cluster.script(&script).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout.lines().count(), 1, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("the client parpy 0.0.0-other on Python")
+            && out
+                .stdout
+                .contains("install the same parpy (and Python minor version) on every host"),
+        "{out:?}"
+    );
+}
