@@ -22,7 +22,8 @@ use clap::Parser;
 works after parpy's options, exactly as with python3. `parpy -h` shows python's own option list.\n\n\
 Packaging:\n  parpy bundle SCRIPT -o APP [--add PATH]... [-r REQS | --venv DIR]\n                    build a single-file executable of SCRIPT and its Python runtime\n                    (`parpy bundle --help`; to run a script named `bundle`, use `parpy ./bundle`)\n  parpy bundle --cache | --clean\n                    list the unpacked bundles, or remove those not in use\n\n\
 Checking:\n  parpy check SCRIPT | -m MODULE [--json] [--timeout SECS]\n                    list the modules SCRIPT imports and whether each runs in workers,\n                    refuses sub-interpreters (--fallback) or is not installed; exit 0 when\n                    all run in workers (`parpy check --help`; a script named `check`: `parpy ./check`)\n\n\
-Environment:\n  PARPY_WORKERS=N   worker count when -j is not given\n  PARPY_FALLBACK=M  --fallback when it is not given\n  PARPY_PROGRESS=1  --progress\n  PARPY_LOG=LEVEL   pool events on stderr: info, or debug for more\n  PARPY_BUNDLE_CACHE=DIR where bundles unpack (default ~/.cache/parpy/bundles)\n  PARPY_PYTHON=PATH (build time) the python3.X to build against"
+Cluster (needs `pip install dask distributed`):\n  parpy worker SCHEDULER [-j N] [--name NAME] [--host HOST]\n                    a Dask worker whose tasks run on N sub-interpreters\n                    (to run a script named `worker`, use `parpy ./worker`)\n  parpy --cluster tcp://HOST:PORT script.py\n                    run the script's parallel calls on every worker of that scheduler\n\n\
+Environment:\n  PARPY_WORKERS=N   worker count when -j is not given\n  PARPY_FALLBACK=M  --fallback when it is not given\n  PARPY_PROGRESS=1  --progress\n  PARPY_CLUSTER=ADDR --cluster when it is not given\n  PARPY_LOG=LEVEL   pool events on stderr: info, or debug for more\n  PARPY_BUNDLE_CACHE=DIR where bundles unpack (default ~/.cache/parpy/bundles)\n  PARPY_PYTHON=PATH (build time) the python3.X to build against"
 )]
 pub struct Options {
     /// Number of worker sub-interpreters in the parallel pool (default: the CPUs this process may use)
@@ -53,6 +54,11 @@ pub struct Options {
     /// events: open it in Perfetto or chrome://tracing)
     #[arg(long, value_name = "PATH")]
     pub timeline: Option<OsString>,
+
+    /// Run the script's parallel calls on the Dask cluster whose scheduler is at
+    /// ADDR (tcp://HOST:PORT or tls://…); also PARPY_CLUSTER
+    #[arg(long, value_name = "ADDR")]
+    pub cluster: Option<String>,
 
     /// Print parpy's version and the embedded Python's version, then exit
     #[arg(long)]
@@ -96,11 +102,13 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
             || a == "--workers"
             || a == "--fallback"
             || a == "--bundled"
-            || a == "--timeline";
+            || a == "--timeline"
+            || a == "--cluster";
         let inline = (a.starts_with("-j") && a.len() > 2)
             || a.starts_with("--workers=")
             || a.starts_with("--fallback=")
             || a.starts_with("--timeline=")
+            || a.starts_with("--cluster=")
             || (a.starts_with("--stats=") && a != "--stats=json");
         let flag = a == "--version" || a == "--help" || a == "--progress" || a == "--stats";
         if a == "--stats=json" {

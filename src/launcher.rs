@@ -32,6 +32,7 @@ pub fn run_with(cmd: Command, setup: impl FnOnce(Gil<'_>) -> PyResult<()>) -> Re
     observe::log::set_level(observe::log::level_from_env().map_err(anyhow::Error::msg)?);
     observe::configure(observe_settings(&cmd)?);
     observe::finish_at_exit();
+    crate::cluster::address::init(cmd.options.cluster.as_deref());
 
     let exe = resolve_executable(&cmd.argv0).context("cannot locate the parpy executable")?;
     // A bundled app (started by its bundle's launcher) runs on the runtime it carries.

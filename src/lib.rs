@@ -9,12 +9,14 @@
 //! * [`observe`]: `--stats`, `--timeline`, `--progress` and `PARPY_LOG`.
 //! * [`bundle`]: `parpy bundle`, single-file executables of a script and its runtime.
 //! * [`check`]: `parpy check`, which of a script's modules run in workers.
+//! * [`cluster`]: `parpy worker` and `--cluster`, running scripts on a Dask cluster.
 //! * [`ffi`]: the only module with `unsafe` code.
 
 pub mod api;
 pub mod bundle;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod ffi;
 pub mod launcher;
 pub mod observe;
@@ -44,7 +46,7 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<i32> {
         );
         return Ok(0);
     }
-    // `parpy ./bundle` and `parpy ./check` run scripts of those names.
+    // `parpy ./bundle`, `parpy ./check` and `parpy ./worker` run scripts of those names.
     let first = cmd
         .python_args
         .first()
@@ -54,6 +56,10 @@ pub fn run(args: Vec<OsString>) -> anyhow::Result<i32> {
     }
     if first.is_some_and(|a| a == "check") {
         return check::run(cmd);
+    }
+    if first.is_some_and(|a| a == "worker") {
+        let args = cmd.python_args[1..].to_vec();
+        return cluster::worker::run(cmd, &args);
     }
     launcher::run(cmd)
 }

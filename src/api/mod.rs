@@ -62,6 +62,14 @@ pub fn setup_main(gil: Gil<'_>, exe: &Path) -> PyResult<()> {
         None => None,
     };
     let _ = SCRIPT.set(script.as_ref().map(|p| p.to_string_lossy().into_owned()));
+    if crate::cluster::address::get().is_some() {
+        // --cluster: connect before the script runs (a failure is one line, exit 2).
+        let cluster = gil
+            .import("parpy")?
+            .getattr(gil, c"_cluster")?
+            .call(gil, &[])?;
+        cluster.getattr(gil, c"start_from_cli")?.call(gil, &[])?;
+    }
     if let Some(path) = &script
         && std::fs::read(path).is_ok_and(|src| contains(&src, b"__parallel__"))
     {

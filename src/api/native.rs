@@ -25,6 +25,7 @@ pub(super) static FUNCTIONS: &[NativeFn] = &[
     NativeFn::new(c"_default_workers", default_workers),
     NativeFn::new(c"_fallback_mode", fallback_mode),
     NativeFn::new(c"_script_path", script_path),
+    NativeFn::new(c"_cluster_info", crate::cluster::info),
     NativeFn::new(c"_set_exit_code", set_exit_code),
     NativeFn::new(c"_set_died_of_sigint", set_died_of_sigint),
     NativeFn::new(c"_emit", emit),

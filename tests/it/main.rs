@@ -2,6 +2,7 @@
 //! CPython it was built with. See `common` for the helpers.
 
 mod check;
+mod cluster;
 mod common;
 mod compat;
 mod contract;

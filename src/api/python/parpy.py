@@ -1179,7 +1179,8 @@ class _FallbackPool:
         proc = subprocess.Popen([_sys.executable, "-c", code], pass_fds=(req_r, rep_w), stdin=subprocess.DEVNULL)
         os.close(req_r)
         os.close(rep_w)
-        _send_msg(req_w, _worker_config())
+        # (_cfg: a parpy worker's fallback for a script sent by a cluster client)
+        _send_msg(req_w, getattr(self, "_cfg", None) or _worker_config())
         return proc, req_w, rep_r
 
     def shutdown(self):
@@ -1525,7 +1526,8 @@ def _default_executor():
     if _IN_WORKER or _IN_FALLBACK:
         return _Inline()
     if _default is None or _default._shutdown:
-        _default = _pool_class()()
+        cluster = _cluster_info()[1] is not None and _cluster().default_executor()
+        _default = cluster or _pool_class()()
     return _default
 
 
@@ -1610,7 +1612,9 @@ def _define_pool():
                 if self._pool is None:
                     _compat_refuse_tracemalloc()
                     _first_pool()
-                    self._pool = _pool_start(self._max_workers, _worker_config())
+                    # (_cfg: a parpy worker's pool for a script sent by a cluster client)
+                    cfg = getattr(self, "_cfg", None) or _worker_config()
+                    self._pool = _pool_start(self._max_workers, cfg)
                     _first_pool_rest()
                     _live.add(self)
                     if self._initializer is not None:
@@ -2269,12 +2273,45 @@ def __getattr__(name):
                 and a drop-in for ``ProcessPoolExecutor``, plus ``spmd()``.
 
                 ``Executor(max_workers=None, mp_context=None, initializer=None, initargs=())``; the
-                workers start on first use."""
+                workers start on first use. ``Executor(cluster="tcp://HOST:PORT")`` runs
+                the tasks on the sub-interpreters of a Dask cluster's ``parpy worker``s."""
+
+                def __new__(cls, *args, cluster=None, **kwargs):
+                    if cluster is not None:
+                        return _cluster().ClusterExecutor(cluster, *args, **kwargs)
+                    return super().__new__(cls)
+
+                def __init__(self, *args, cluster=None, **kwargs):
+                    super().__init__(*args, **kwargs)
 
             Executor.__module__ = "parpy"
             _Executor = Executor
         return _Executor
     raise AttributeError(f"module 'parpy' has no attribute {name!r}")
+
+
+# ---------------------------------------------------------------------------
+# Dask clusters (parpy_cluster.py, embedded as source)
+# ---------------------------------------------------------------------------
+
+def _cluster():
+    """The ``parpy_cluster`` module, compiled at first use in this interpreter."""
+    mod = _sys.modules.get("parpy_cluster")
+    if mod is None:
+        import types
+        mod = types.ModuleType("parpy_cluster")
+        _sys.modules["parpy_cluster"] = mod
+        try:
+            exec(compile(_cluster_info()[0], "<parpy_cluster>", "exec"), mod.__dict__)
+        except BaseException:
+            del _sys.modules["parpy_cluster"]
+            raise
+    return mod
+
+
+def _cluster_call(payload):
+    """A cluster chunk, run in a parpy worker's sub-interpreter."""
+    return _cluster().run_payload(payload)
 
 
 # ---------------------------------------------------------------------------
