@@ -158,8 +158,8 @@ def _compat_refuse_tracemalloc():
         raise RuntimeError(
             "parpy: cannot start workers while tracemalloc is tracing: on Python "
             f"{_sys.version_info[0]}.{_sys.version_info[1]} creating a sub-interpreter then "
-            "deadlocks in CPython (python/cpython#155725, fixed in 3.15). Start tracing "
-            "after the pool is up (the first parallel call), or call tracemalloc.stop() first.")
+            "deadlocks in CPython (python/cpython#155725, fixed in 3.15). Call "
+            "tracemalloc.stop() first, or use Python 3.15.")
 
 
 def _compat_drop_dummy_thread():
