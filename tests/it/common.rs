@@ -203,6 +203,17 @@ impl Run {
         cmd
     }
 
+    /// Starts it with no stdin and piped stdout and stderr, for a test that
+    /// reads its output as it comes (the caller ends it).
+    pub fn spawn_piped(&self) -> std::process::Child {
+        self.command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.program))
+    }
+
     /// Runs to completion (killing it after the timeout) and collects its output.
     pub fn run(&self) -> Output {
         let mut cmd = self.command();

@@ -1,7 +1,6 @@
 //! Bad days: Ctrl-C, stopping running tasks, timeouts, bad input.
 
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -271,13 +270,7 @@ fn ctrl_c_reaches_a_task_waiting_in_a_parpy_queue() {
 
 /// Starts `run` with piped output and waits for its first line, "ready".
 fn start_until_ready(run: Run) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
-    let mut child = run
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = run.spawn_piped();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
