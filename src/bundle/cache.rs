@@ -49,11 +49,10 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::format;
+use super::{format, os};
 
 /// The environment variable that names the cache folder itself.
 pub const ENV: &str = "PARPY_BUNDLE_CACHE";
@@ -92,8 +91,7 @@ fn io_err(what: impl fmt::Display) -> impl FnOnce(io::Error) -> CacheError {
 
 /// The effective user id, whose cache this is.
 pub fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    os::euid()
 }
 
 /// The cache folder (the root, which holds one folder per unpacked bundle).
@@ -125,31 +123,13 @@ pub fn root_path() -> Result<PathBuf, CacheError> {
 
 /// `flock(2)` on `f`; `Ok(false)` when `LOCK_NB` was asked and the lock is taken.
 fn flock(f: &File, op: i32) -> io::Result<bool> {
-    loop {
-        // SAFETY: flock on a descriptor that `f` keeps open.
-        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
-            return Ok(true);
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EWOULDBLOCK) => return Ok(false),
-            _ => return Err(e),
-        }
-    }
+    os::flock(f, op)
 }
 
 /// Lets `f` (an entry's in-use lock) stay open across `exec`, so that the lock
 /// lasts as long as the program that the launcher becomes.
 pub fn keep_across_exec(f: &File) -> io::Result<()> {
-    let fd = f.as_raw_fd();
-    // SAFETY: fcntl on a descriptor that `f` keeps open.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    // SAFETY: as above.
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    os::keep_open_across_exec(f)
 }
 
 /// Creates the in-use lock of the entry being unpacked in `dir` (a temporary
@@ -191,12 +171,7 @@ fn trash_of_live_process(name: &str) -> bool {
         .rsplit('-')
         .nth(1)
         .and_then(|p| p.parse::<libc::pid_t>().ok());
-    pid.is_some_and(|pid| {
-        // SAFETY: signal 0 only asks whether the process exists.
-        pid > 0
-            && (unsafe { libc::kill(pid, 0) } == 0
-                || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
-    })
+    pid.is_some_and(os::process_exists)
 }
 
 /// Whether `name` is an entry's: 64 lowercase hex digits (a sha256).
@@ -772,21 +747,13 @@ pub fn local_time(t: SystemTime) -> String {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0) as libc::time_t;
-    // SAFETY: an all-zero `tm` is valid (integers and a null pointer).
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: localtime_r only writes into `tm`.
-    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
-        return format!("@{secs}");
+        .unwrap_or(0) as i64;
+    match os::local_time(secs) {
+        Some((year, month, day, hour, minute)) => {
+            format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}")
+        }
+        None => format!("@{secs}"),
     }
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min
-    )
 }
 
 /// `just now`, `5 minutes ago`, `3 days ago`.

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, anyhow};
 
 use crate::ffi::{Gil, PyResult};
+// For `cache`, which the launcher stub compiles in too, with its own `os`.
+use crate::ffi::os;
 
 /// A run of a bundled app (`parpy --bundled APP script args…`).
 pub struct Launch {

@@ -27,6 +27,9 @@ mod extract;
 #[allow(dead_code)]
 #[path = "format.rs"]
 mod format;
+#[allow(dead_code)]
+#[path = "../ffi/os.rs"]
+mod os;
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;

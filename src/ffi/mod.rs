@@ -20,6 +20,7 @@ pub mod interp;
 pub mod lent;
 pub mod module;
 mod object;
+pub mod os;
 pub mod shared;
 
 pub use object::{ExcKind, Gil, Kind, Obj, PyErr, PyResult};
