@@ -19,7 +19,7 @@ fn main() {
     println!("cargo:rerun-if-changed=packaging/find-python");
     println!("cargo:rerun-if-changed=src/ffi/compat/releases.rs");
     println!("cargo::rustc-check-cfg=cfg(parpy_allow_refused)");
-    println!("cargo:rerun-if-changed=src/api/python/parpy.py");
+    println!("cargo:rerun-if-changed=src/api/python/parpy");
     println!("cargo:rerun-if-changed=src/api/python/parpy_check.py");
 
     let python = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "packaging/find-python".into());
@@ -118,7 +118,7 @@ fn main() {
     println!("cargo:rustc-link-arg-bins=-Wl,-rpath,$ORIGIN/../lib");
     println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{}", libdir.display());
     println!("cargo:rustc-env=PARPY_BUILD_PYTHON={exe}");
-    compile_api(&exe, "parpy.py", "parpy.marshal");
+    freeze_package(&exe, "parpy");
     compile_api(&exe, "parpy_check.py", "parpy_check.marshal");
 }
 
@@ -155,8 +155,17 @@ fn check_pyo3_agrees(major: u32, minor: u32, exe: &str) {
 /// it is built against, so that no interpreter (the main one or a worker)
 /// spends ~10 ms compiling it at import: they unmarshal the code.
 fn compile_api(python: &str, source: &str, marshal: &str) {
+    compile_as(
+        python,
+        source,
+        marshal,
+        &format!("<{}>", source.trim_end_matches(".py")),
+    );
+}
+
+/// Compiles `src/api/python/<source>` to `OUT_DIR/<marshal>`, with `name` as its file name.
+fn compile_as(python: &str, source: &str, marshal: &str, name: &str) {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join(marshal);
-    let name = format!("<{}>", source.trim_end_matches(".py"));
     let script = "import marshal, sys\n\
                   src = open(sys.argv[1], encoding='utf-8').read()\n\
                   code = compile(src, sys.argv[3], 'exec', dont_inherit=True, optimize=0)\n\
@@ -165,11 +174,44 @@ fn compile_api(python: &str, source: &str, marshal: &str) {
     let status = Command::new(python)
         .args(["-I", "-c", script, &path])
         .arg(&out)
-        .arg(&name)
+        .arg(name)
         .status();
     if !status.is_ok_and(|s| s.success()) {
         fail(&format!("could not compile {path}"));
     }
+}
+
+/// Compiles every module of the package `src/api/python/<name>/` (as
+/// `compile_api` does) and writes `OUT_DIR/frozen_<name>.rs`: a `FROZEN`
+/// table of `FrozenModule`s that the launcher hands to CPython's frozen importer.
+fn freeze_package(python: &str, name: &str) {
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    let dir = PathBuf::from("src/api/python").join(name);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", dir.display())))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "py"))
+        .collect();
+    files.sort();
+    let mut table = String::from("static FROZEN: &[FrozenModule] = &[\n");
+    for file in files {
+        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let (module, is_package) = if stem == "__init__" {
+            (name.to_string(), true)
+        } else {
+            (format!("{name}.{stem}"), false)
+        };
+        let marshal = format!("{module}.marshal");
+        let source = format!("{name}/{stem}.py");
+        compile_as(python, &source, &marshal, &format!("<frozen {module}>"));
+        table += &format!(
+            "    FrozenModule {{ name: c{module:?}, code: include_bytes!({:?}), is_package: {is_package} }},\n",
+            out_dir.join(&marshal).display().to_string()
+        );
+    }
+    table += "];\n";
+    std::fs::write(out_dir.join(format!("frozen_{name}.rs")), table)
+        .unwrap_or_else(|e| fail(&format!("cannot write the frozen table: {e}")));
 }
 
 fn fail(msg: &str) -> ! {

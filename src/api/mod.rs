@@ -1,7 +1,9 @@
-//! The `parpy` Python module: a built-in module whose native half (pools,
-//! channels, value transfer) is Rust and whose user-facing half
-//! (`@parallel`, `Executor`, `Queue`, `__parallel__`) is Python source
-//! embedded in the binary (`python/parpy.py`).
+//! The `parpy` Python package. Its native half, `parpy._native` (pools,
+//! channels, value transfer), is Rust; its user-facing half (`@parallel`,
+//! `Executor`, `Queue`, `__parallel__`) is the Python package in
+//! `python/parpy/`. The launcher registers the native half as a built-in
+//! module and freezes the package (compiled by build.rs); the wheel makes
+//! the same Rust code an extension module and ships the package as source.
 
 mod native;
 mod observe;
@@ -9,34 +11,37 @@ mod observe;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use crate::ffi::module::{self, ModuleSpec};
+use crate::ffi::module::{self, FrozenModule, ModuleSpec};
 use crate::ffi::{Gil, Obj, PyResult};
 
 pub use native::{died_of_sigint, exit_code_override};
 
-/// The Python half of the module (`python/parpy.py`), compiled by build.rs.
-const CODE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/parpy.marshal"));
+// `FROZEN`: the package's modules (`python/parpy/`), compiled by build.rs.
+include!(concat!(env!("OUT_DIR"), "/frozen_parpy.rs"));
 
 static SPEC: ModuleSpec = ModuleSpec {
     functions: native::FUNCTIONS,
     exec: exec_module,
 };
 
-/// Registers `parpy` as a built-in module of every interpreter.
+/// Makes `parpy` importable in every interpreter: `parpy._native` built in,
+/// the package frozen.
 pub fn register() {
     module::register(&SPEC);
+    module::register_frozen(FROZEN);
+}
+
+/// `PyInit__native` of the wheel's extension module.
+pub fn extension_init() -> *mut pyo3_ffi::PyObject {
+    module::extension_init(&SPEC)
 }
 
 fn exec_module(gil: Gil<'_>, module: &Obj) -> PyResult<()> {
-    let dict = module.getattr(gil, c"__dict__")?;
-    // Code run from a dict without __builtins__ cannot import (PyImport_Import looks there).
-    dict.dict_set(gil, &gil.str("__builtins__")?, &gil.import("builtins")?)?;
     module.setattr(
         gil,
         c"SharedBytes",
         &crate::ffi::shared::make_type(gil, module)?,
-    )?;
-    gil.exec_marshalled(CODE, &dict)
+    )
 }
 
 static SCRIPT: OnceLock<Option<String>> = OnceLock::new();

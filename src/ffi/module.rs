@@ -65,7 +65,7 @@ static mut SLOTS: [ffi::PyModuleDef_Slot; 3] = [
 
 static mut MODULE_DEF: ffi::PyModuleDef = ffi::PyModuleDef {
     m_base: ffi::PyModuleDef_HEAD_INIT,
-    m_name: c"parpy".as_ptr(),
+    m_name: c"parpy._native".as_ptr(),
     m_doc: c"True parallelism for Python: own-GIL sub-interpreters on OS threads.".as_ptr(),
     m_size: 0,
     m_methods: ptr::null_mut(),
@@ -76,11 +76,29 @@ static mut MODULE_DEF: ffi::PyModuleDef = ffi::PyModuleDef {
     m_free: None,
 };
 
-/// Registers `parpy` as a built-in module. Call once, before the main
-/// interpreter is initialised.
+/// Registers `parpy._native` as a built-in module. Call once, before the
+/// main interpreter is initialised.
 pub fn register(spec: &'static ModuleSpec) {
-    if SPEC.set(spec).is_err() {
+    if !prepare(spec) {
         return;
+    }
+    // SAFETY: no interpreter exists yet (the caller's contract); the name is 'static.
+    unsafe {
+        ffi::PyImport_AppendInittab(c"parpy._native".as_ptr(), Some(init_parpy));
+    }
+}
+
+/// The module's init function for an extension module build (the wheel's
+/// `parpy/_native.so`): what its exported `PyInit__native` returns.
+pub fn extension_init(spec: &'static ModuleSpec) -> *mut ffi::PyObject {
+    prepare(spec);
+    init_parpy()
+}
+
+/// Records `spec` and builds its method table; false if that was done before.
+fn prepare(spec: &'static ModuleSpec) -> bool {
+    if SPEC.set(spec).is_err() {
+        return false;
     }
     DEFS.get_or_init(|| {
         MethodDefs(
@@ -97,10 +115,7 @@ pub fn register(spec: &'static ModuleSpec) {
                 .collect(),
         )
     });
-    // SAFETY: no interpreter exists yet (the caller's contract); the name is 'static.
-    unsafe {
-        ffi::PyImport_AppendInittab(c"parpy".as_ptr(), Some(init_parpy));
-    }
+    true
 }
 
 extern "C" fn init_parpy() -> *mut ffi::PyObject {
@@ -180,4 +195,67 @@ unsafe extern "C" fn trampoline(
             }
         }
     }
+}
+
+/// A module of Python code compiled ahead of time (marshalled code object).
+pub struct FrozenModule {
+    /// Dotted module name.
+    pub name: &'static CStr,
+    /// `marshal.dumps` of the module's code object, by the CPython linked.
+    pub code: &'static [u8],
+    /// Whether it is a package (gets `__path__`, submodules are found by full name).
+    pub is_package: bool,
+}
+
+struct FrozenTable(Vec<ffi::_frozen>);
+// SAFETY: immutable after creation; points at 'static data only.
+unsafe impl Send for FrozenTable {}
+// SAFETY: as above.
+unsafe impl Sync for FrozenTable {}
+static FROZEN: OnceLock<FrozenTable> = OnceLock::new();
+
+/// Adds `modules` to CPython's table of frozen modules, which its
+/// `FrozenImporter` (ahead of `sys.path`) serves to every interpreter.
+/// Call once, before the main interpreter is initialised.
+pub fn register_frozen(modules: &'static [FrozenModule]) {
+    let mut done = false;
+    let table = FROZEN.get_or_init(|| {
+        done = true;
+        let mut v: Vec<ffi::_frozen> = Vec::new();
+        // SAFETY: no interpreter exists yet, so nothing reads the table while
+        // it is copied; CPython's own table (if any) ends with a NULL name.
+        unsafe {
+            let mut p = ffi::PyImport_FrozenModules;
+            while !p.is_null() && !(*p).name.is_null() {
+                v.push(*p);
+                p = p.add(1);
+            }
+        }
+        for m in modules {
+            v.push(frozen_entry(m.name.as_ptr(), m.code, m.is_package));
+        }
+        v.push(frozen_entry(ptr::null(), &[], false));
+        FrozenTable(v)
+    });
+    if done {
+        // SAFETY: before initialisation (the caller's contract); the table is
+        // 'static (in a OnceLock) and never changes again.
+        unsafe { ffi::PyImport_FrozenModules = table.0.as_ptr() }
+    }
+}
+
+fn frozen_entry(name: *const std::ffi::c_char, code: &'static [u8], pkg: bool) -> ffi::_frozen {
+    // SAFETY: `_frozen` is pointers, ints and (on 3.12) an optional function
+    // pointer, all valid when zero; zeroed first because its fields differ
+    // between versions (3.12's `get_code`, NULL here: use `code`).
+    let mut f: ffi::_frozen = unsafe { std::mem::zeroed() };
+    f.name = name;
+    f.code = if name.is_null() {
+        ptr::null()
+    } else {
+        code.as_ptr()
+    };
+    f.size = code.len() as std::os::raw::c_int;
+    f.is_package = pkg as std::os::raw::c_int;
+    f
 }

@@ -1,6 +1,7 @@
 """True parallelism for Python: own-GIL sub-interpreters on OS threads.
 
-parpy is a built-in module of the ``parpy`` launcher. Each worker is a
+parpy runs under the ``parpy`` launcher (which freezes this package) or in
+an ordinary ``python`` (the wheel ships it as source). Each worker is a
 sub-interpreter with its own GIL (PEP 684) running on its own OS thread;
 the main interpreter orchestrates. Values travel between interpreters as
 copies (built-in data natively, anything else through pickle).
@@ -31,8 +32,10 @@ __all__ = [
     "workers", "worker_id", "RemoteTraceback", "share", "SharedBytes",
 ]
 
-# Native functions (_pool_start, _submit, …) are added to this module by the
-# launcher before this source runs.
+# The native half (_pool_start, _submit, …): a built-in module of the
+# launcher, an extension module of the wheel; the same Rust code either way.
+from parpy import _native
+globals().update({k: v for k, v in vars(_native).items() if not k.startswith("__")})
 
 _IN_WORKER = _worker_id() is not None
 _WID = _worker_id()
