@@ -6,13 +6,16 @@ result queue that the main interpreter consumes as they arrive.
 
     parpy examples/pipeline.py [COUNT]
 """
+from __future__ import annotations  # parpy.Queue[...] is for type checkers only
+
 import sys
 
 import parpy
 
 
-def factorise(n):
-    factors, d = [], 2
+def factorise(n: int) -> list[int]:
+    factors: list[int] = []
+    d = 2
     while d * d <= n:
         while n % d == 0:
             factors.append(d)
@@ -23,7 +26,11 @@ def factorise(n):
     return factors
 
 
-def consumer(ctx, tasks, results):
+def consumer(
+    ctx: parpy.Context,
+    tasks: parpy.Queue[int | None],
+    results: parpy.Queue[tuple[int, list[int]]],
+) -> int:
     """Runs on every worker: take numbers until a None arrives."""
     done = 0
     while (n := tasks.get()) is not None:
@@ -32,9 +39,10 @@ def consumer(ctx, tasks, results):
     return done
 
 
-def main():
+def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    tasks, results = parpy.Queue(), parpy.Queue()
+    tasks: parpy.Queue[int | None] = parpy.Queue()
+    results: parpy.Queue[tuple[int, list[int]]] = parpy.Queue()
     numbers = [10**9 + 7 * i for i in range(count)]
     for n in numbers:
         tasks.put(n)

@@ -10,7 +10,7 @@ import parpy
 
 
 @parpy.parallel
-def count_primes(lo, hi):
+def count_primes(lo: int, hi: int) -> int:
     """Primes in [lo, hi), by trial division: deliberately pure-Python CPU work."""
     count = 0
     for n in range(max(lo, 2), hi):
@@ -27,7 +27,7 @@ def count_primes(lo, hi):
     return count
 
 
-def main():
+def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2_000_000
     step = 50_000
     bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)]

@@ -13,3 +13,4 @@ mod packaging;
 mod parallel;
 mod resilience;
 mod static_link;
+mod typing;
