@@ -90,7 +90,11 @@ fn main() {
             ));
         }
     }
-    if !shared {
+    // The wheel's extension module (packaging/wheel) links no libpython: it
+    // runs inside a python, or is loaded after one by the wheel's command.
+    println!("cargo:rerun-if-env-changed=PYO3_BUILD_EXTENSION_MODULE");
+    let extension = std::env::var_os("PYO3_BUILD_EXTENSION_MODULE").is_some();
+    if !shared && !extension {
         fail(&format!(
             "{exe} was not built with --enable-shared; parpy embeds CPython and needs its \
              shared libpython. Point PARPY_PYTHON at a shared build."
@@ -99,7 +103,7 @@ fn main() {
     // PyO3 links -lpython3.X, which needs the unversioned libpython3.X.so: distributions
     // ship that link in a -dev package, apart from the interpreter.
     let lib = format!("libpython{major}.{minor}{abiflags}.so");
-    if !libdir.join(&lib).exists() {
+    if !extension && !libdir.join(&lib).exists() {
         let fix = if prefix == "/usr" {
             format!("install libpython{major}.{minor}-dev (Debian, Ubuntu) or its equivalent")
         } else {
@@ -111,13 +115,16 @@ fn main() {
         ));
     }
     check_pyo3_agrees(major, minor, &exe);
-    static_link::link(&exe);
+    if !extension {
+        static_link::link(&exe);
+    }
     // A parpy laid out as bin/parpy next to lib/libpython3.X.so (the
     // distribution of packaging/dist.sh, an unpacked bundle) uses that
     // libpython; any other keeps finding the one it was built against.
     println!("cargo:rustc-link-arg-bins=-Wl,-rpath,$ORIGIN/../lib");
     println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{}", libdir.display());
     println!("cargo:rustc-env=PARPY_BUILD_PYTHON={exe}");
+    println!("cargo:rustc-env=PARPY_PYTHON_VERSION={major}.{minor}");
     freeze_package(&exe, "parpy");
     compile_api(&exe, "parpy_check.py", "parpy_check.marshal");
 }

@@ -25,6 +25,19 @@ pub mod transfer;
 
 use std::ffi::OsString;
 
+/// The `parpy` command: runs parpy with the process's argv and returns the
+/// status to exit with (C's `exit()` keeps the low byte: 256 is 0, -1 is 255).
+/// The cargo-built binary's `main` and the wheel's command both end here.
+pub fn command_main() -> i32 {
+    match run(std::env::args_os().collect()) {
+        Ok(code) => (code as u8).into(),
+        Err(err) => {
+            eprintln!("parpy: {err:#}");
+            2
+        }
+    }
+}
+
 /// Runs parpy with a full argv and returns the process exit code.
 pub fn run(args: Vec<OsString>) -> anyhow::Result<i32> {
     let cmd = match cli::parse(args) {

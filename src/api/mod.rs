@@ -9,7 +9,7 @@ mod native;
 mod observe;
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::ffi::module::{self, FrozenModule, ModuleSpec};
 use crate::ffi::{Gil, Obj, PyResult};
@@ -37,6 +37,10 @@ pub fn extension_init() -> *mut pyo3_ffi::PyObject {
 }
 
 fn exec_module(gil: Gil<'_>, module: &Obj) -> PyResult<()> {
+    if !launched() && crate::ffi::lent::in_main_interpreter(gil) {
+        // In a plain python: its script is what __main__ runs (when a file).
+        set_script_path(main_script_file(gil));
+    }
     module.setattr(
         gil,
         c"SharedBytes",
@@ -44,12 +48,43 @@ fn exec_module(gil: Gil<'_>, module: &Obj) -> PyResult<()> {
     )
 }
 
-static SCRIPT: OnceLock<Option<String>> = OnceLock::new();
+/// The main script's absolute path (leaked: set once or twice per process).
+static SCRIPT: std::sync::RwLock<Option<&'static str>> = std::sync::RwLock::new(None);
+static LAUNCHED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process is the parpy launcher (the cargo-built binary or
+/// the wheel's command), as opposed to a plain `python` that imported parpy.
+pub fn launched() -> bool {
+    LAUNCHED.load(Ordering::SeqCst)
+}
+
+/// The file `python` is running as `__main__`, made absolute (at parpy's
+/// first import, before the script can change directory): None for `-c`,
+/// `-m` (a module's spec says how to import it), the REPL and notebooks.
+fn main_script_file(gil: Gil<'_>) -> Option<String> {
+    let main = gil.import("sys").ok()?.getattr(gil, c"modules").ok()?;
+    let main = main
+        .getattr(gil, c"get")
+        .ok()?
+        .call(gil, &[&gil.str("__main__").ok()?])
+        .ok()?;
+    let spec = main.getattr(gil, c"__spec__").ok();
+    if spec.is_some_and(|s| !s.is_none()) {
+        return None;
+    }
+    let file = main.getattr(gil, c"__file__").ok()?;
+    let path = Path::new(file.as_str(gil).ok()?);
+    path.is_file()
+        .then(|| std::path::absolute(path).ok())
+        .flatten()
+        .map(|p| p.to_string_lossy().into_owned())
+}
 
 /// Main interpreter set-up, after CPython initialised and before the program
 /// runs: `sys.executable` becomes parpy, and a script that uses the
 /// `__parallel__` convention gets parpy imported so its hook is registered.
 pub fn setup_main(gil: Gil<'_>, exe: &Path) -> PyResult<()> {
+    LAUNCHED.store(true, Ordering::SeqCst);
     let sys = gil.import("sys")?;
     sys.setattr(gil, c"executable", &gil.str(&exe.to_string_lossy())?)?;
 
@@ -66,7 +101,7 @@ pub fn setup_main(gil: Gil<'_>, exe: &Path) -> PyResult<()> {
         }
         None => None,
     };
-    let _ = SCRIPT.set(script.as_ref().map(|p| p.to_string_lossy().into_owned()));
+    set_script_path(script.as_ref().map(|p| p.to_string_lossy().into_owned()));
     if crate::cluster::address::get().is_some() {
         // --cluster: connect before the script runs (a failure is one line, exit 2).
         let cluster = gil
@@ -85,7 +120,14 @@ pub fn setup_main(gil: Gil<'_>, exe: &Path) -> PyResult<()> {
 
 /// The script file the main interpreter runs, made absolute at start-up.
 pub(crate) fn script_path() -> Option<&'static str> {
-    SCRIPT.get().and_then(|s| s.as_deref())
+    *SCRIPT.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Records the main script (the launcher's, a plain python's `__main__`
+/// file, or the one `python -m parpy` runs), which workers import.
+pub(crate) fn set_script_path(path: Option<String>) {
+    let leaked = path.map(|p| &*Box::leak(p.into_boxed_str()));
+    *SCRIPT.write().unwrap_or_else(|e| e.into_inner()) = leaked;
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

@@ -25,6 +25,7 @@ pub(super) static FUNCTIONS: &[NativeFn] = &[
     NativeFn::new(c"_default_workers", default_workers),
     NativeFn::new(c"_fallback_mode", fallback_mode),
     NativeFn::new(c"_script_path", script_path),
+    NativeFn::new(c"_set_script_path", set_script_path),
     NativeFn::new(c"_cluster_info", crate::cluster::info),
     NativeFn::new(c"_set_exit_code", set_exit_code),
     NativeFn::new(c"_set_died_of_sigint", set_died_of_sigint),
@@ -509,15 +510,42 @@ fn script_path(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
     }
 }
 
+/// `_set_script_path(path)`: `python -m parpy` names the script it runs.
+fn set_script_path(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    let path = arg(gil, args, 0)?.as_str(gil)?.to_owned();
+    super::set_script_path(Some(path));
+    Ok(gil.none())
+}
+
 fn set_exit_code(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let code = arg(gil, args, 0)?.as_i64(gil)?.unwrap_or(1);
     EXIT_CODE.store((code & 0xff) as i32, Ordering::SeqCst);
+    exit_status_at_process_exit();
     Ok(gil.none())
 }
 
 fn set_died_of_sigint(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
     DIED_OF_SIGINT.store(true, Ordering::SeqCst);
+    exit_status_at_process_exit();
     Ok(gil.none())
+}
+
+/// In a plain python (no launcher to read them), the exit status that the
+/// `__parallel__` hook or `python -m parpy` set takes effect when the
+/// process exits: after CPython finalized, as the launcher would end it.
+fn exit_status_at_process_exit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if !super::launched() {
+        ONCE.call_once(|| crate::ffi::embed::at_process_exit(apply_exit_status));
+    }
+}
+
+extern "C" fn apply_exit_status() {
+    if died_of_sigint() {
+        crate::ffi::embed::exit_by_sigint();
+    } else if let Some(code) = exit_code_override().filter(|&c| c != 0) {
+        crate::ffi::embed::exit_now(code);
+    }
 }
 
 /// `_share(data: bytes) -> SharedBytes`: one copy, into memory all interpreters share.

@@ -116,6 +116,16 @@ pub fn exit_by_sigint() -> i32 {
     130
 }
 
+/// Ends the process now with `code`, after flushing C's stdio buffers (no
+/// further exit handlers run: for a hook of [`at_process_exit`]).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: plain libc calls; CPython has finalized (the caller's context).
+    unsafe {
+        libc::fflush(std::ptr::null_mut());
+        libc::_exit(code)
+    }
+}
+
 /// Runs `hook` when the process exits through `exit()`: after `main`
 /// returns, and also when CPython ends the process itself (`Py_Exit`, which
 /// `sys.exit()` in `-c` code or a script reaches through `PyErr_Print`,

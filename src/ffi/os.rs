@@ -65,3 +65,61 @@ pub fn local_time(secs: i64) -> Option<(i32, i32, i32, i32, i32)> {
         tm.tm_min,
     ))
 }
+
+/// A shared library loaded with `dlopen(3)`; it stays loaded for the
+/// process's life (never `dlclose`d: code from it may still run at exit).
+pub struct Library(*mut libc::c_void);
+
+impl Library {
+    /// Loads `path` with every symbol bound now; `global` makes its symbols
+    /// available to libraries loaded after it (libpython, for the extension
+    /// module that needs its symbols). The error is `dlerror()`'s text.
+    pub fn open(path: &std::path::Path, global: bool) -> Result<Library, String> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+        let flags = libc::RTLD_NOW
+            | if global {
+                libc::RTLD_GLOBAL
+            } else {
+                libc::RTLD_LOCAL
+            };
+        // SAFETY: a NUL-terminated path; running the library's initialisers is
+        // what loading it means (the caller chose the file).
+        let h = unsafe { libc::dlopen(c.as_ptr(), flags) };
+        if h.is_null() {
+            Err(dl_error())
+        } else {
+            Ok(Library(h))
+        }
+    }
+
+    /// Calls the library's `extern "C" fn name() -> c_int` and returns its result.
+    ///
+    /// The caller vouches that `name`, if the library exports it, has exactly
+    /// that signature (the wheel's `_native.so` and its command are built
+    /// from one tree).
+    pub fn call_entry(&self, name: &std::ffi::CStr) -> Result<i32, String> {
+        // SAFETY: a handle from dlopen and a NUL-terminated name.
+        let sym = unsafe { libc::dlsym(self.0, name.as_ptr()) };
+        if sym.is_null() {
+            return Err(dl_error());
+        }
+        // SAFETY: the symbol is that function (the caller's contract above).
+        let f: extern "C" fn() -> libc::c_int = unsafe { std::mem::transmute(sym) };
+        Ok(f())
+    }
+}
+
+fn dl_error() -> String {
+    // SAFETY: dlerror returns NULL or a NUL-terminated message owned by libc,
+    // read here at once on the thread that made the failed call.
+    let msg = unsafe { libc::dlerror() };
+    if msg.is_null() {
+        "unknown dlopen error".into()
+    } else {
+        // SAFETY: as above.
+        unsafe { std::ffi::CStr::from_ptr(msg) }
+            .to_string_lossy()
+            .into_owned()
+    }
+}

@@ -2355,6 +2355,13 @@ def _run_entry_point():
 _body_returned = False
 
 
+def _main_body_returned():
+    """``python -m parpy``: the script's body ran to its end (it runs it
+    itself, so no body watch is needed)."""
+    global _body_returned
+    _body_returned = True
+
+
 def _main_body_code():
     """The code object of the ``__main__`` body that is running now (it
     imported parpy: ``-c``, ``-m``, the REPL, a script without the

@@ -1,0 +1,127 @@
+"""``python -m parpy SCRIPT [ARGS...]`` and ``python -m parpy -m MODULE [ARGS...]``:
+run a script in this very python as ``python SCRIPT`` would, with what the
+``parpy`` launcher adds: the ``__parallel__(ctx)`` entry convention (run
+after the body, on every worker) and its exit status.
+
+The script becomes ``__main__`` (``sys.argv``, ``sys.path[0]``, tracebacks
+and exit codes as under ``python``); workers import it by its path, as
+they do under the launcher.
+"""
+
+import sys
+
+
+def _usage():
+    print("usage: python -m parpy SCRIPT [ARGS...] | -m MODULE [ARGS...]", file=sys.stderr)
+    return 2
+
+
+def _strip(tb, code):
+    """The traceback from the script's own frame on (without this runner's)."""
+    t = tb
+    while t is not None and t.tb_frame.f_code is not code:
+        t = t.tb_next
+    return t if t is not None else tb
+
+
+def _run_script(path, args):
+    import builtins
+    import os
+    import types
+
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except OSError as e:
+        print(f"{sys.executable}: can't open file {path!r}: [Errno {e.errno}] {e.strerror}",
+              file=sys.stderr)
+        return 2
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__cached__ = None
+    main.__builtins__ = builtins
+    sys.modules["__main__"] = main
+    sys.argv[:] = [path, *args]
+    # As python: the script's directory (symlinks resolved) replaces ours.
+    sys.path[0] = os.path.dirname(os.path.realpath(path))
+    import parpy
+    from parpy import _native
+    _native._set_script_path(os.path.abspath(path))
+    try:
+        code = compile(source, path, "exec", dont_inherit=True)
+    except SyntaxError as e:
+        sys.excepthook(type(e), e, None)
+        return 1
+    status = _exec(code, main.__dict__)
+    if status == 0:
+        parpy._main_body_returned()  # __parallel__ runs at exit, as under the launcher
+    return status
+
+
+def _run_module(name, args):
+    import builtins
+    import importlib.util
+    import os
+    import types
+
+    sys.path[0] = os.getcwd()  # as python -m
+    try:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations is not None:
+            name += ".__main__"  # a package runs its __main__, as python -m
+            spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError) as e:
+        spec, err = None, e
+    else:
+        err = None
+    if spec is None or spec.loader is None:
+        why = f" ({type(err).__name__}: {err})" if err else ""
+        print(f"{sys.executable}: No module named {name}{why}", file=sys.stderr)
+        return 1
+    main = types.ModuleType("__main__")
+    main.__spec__ = spec
+    main.__file__ = spec.origin
+    main.__loader__ = spec.loader
+    main.__package__ = spec.parent
+    main.__builtins__ = builtins
+    sys.modules["__main__"] = main
+    sys.argv[:] = [spec.origin, *args]
+    code = spec.loader.get_code(name)
+    status = _exec(code, main.__dict__)
+    if status == 0:
+        import parpy
+        parpy._main_body_returned()
+    return status
+
+
+def _exec(code, namespace):
+    from parpy import _native
+    try:
+        exec(code, namespace)
+    except SystemExit:
+        raise
+    except BaseException as e:
+        sys.excepthook(type(e), e, _strip(e.__traceback__, code))
+        if isinstance(e, KeyboardInterrupt):
+            # python ends by SIGINT on an uncaught KeyboardInterrupt.
+            _native._set_died_of_sigint()
+        return 1
+    return 0
+
+
+def main(argv=None):
+    """Runs ``argv`` (default ``sys.argv[1:]``) and returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        return _usage() if not args else (print(__doc__.strip()) or 0)
+    if args[0] == "-m":
+        if len(args) < 2:
+            return _usage()
+        return _run_module(args[1], args[2:])
+    if args[0].startswith("-"):
+        return _usage()
+    return _run_script(args[0], args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
