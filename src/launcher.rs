@@ -103,21 +103,35 @@ fn observe_settings(cmd: &Command) -> Result<observe::Settings> {
 /// argv[0] made absolute when it has a slash (symlinks kept, so a parpy linked
 /// into a venv's bin/ finds that venv), else the PATH entry that is this very
 /// binary, else the kernel's idea of it.
+///
+/// A link to a parpy that lives in a venv (pipx links the wheel's command
+/// into ~/.local/bin from its venv), from a directory of no venv, is the
+/// venv's parpy: that is where `pyvenv.cfg` is found.
 fn resolve_executable(argv0: &OsString) -> Result<PathBuf> {
     let real = std::env::current_exe()?;
     let p = Path::new(argv0);
-    if argv0.to_string_lossy().contains('/') {
-        return Ok(std::path::absolute(p)?);
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let cand = dir.join(p);
-            if same_file(&cand, &real) {
-                return Ok(std::path::absolute(cand)?);
-            }
-        }
-    }
-    Ok(real)
+    let found = if argv0.to_string_lossy().contains('/') {
+        Some(std::path::absolute(p)?)
+    } else {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(p))
+                .find(|cand| same_file(cand, &real))
+                .and_then(|cand| std::path::absolute(cand).ok())
+        })
+    };
+    Ok(match found {
+        Some(exe) if in_venv(&exe) || !in_venv(&real) => exe,
+        _ => real,
+    })
+}
+
+/// Whether `exe` sits in a venv's `bin/` (or its root), as CPython looks for `pyvenv.cfg`.
+fn in_venv(exe: &Path) -> bool {
+    let Some(dir) = exe.parent() else {
+        return false;
+    };
+    dir.join("pyvenv.cfg").is_file() || dir.parent().is_some_and(|d| d.join("pyvenv.cfg").is_file())
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -135,8 +149,5 @@ fn activated_venv(exe: &Path) -> Option<PathBuf> {
     if !venv.join("pyvenv.cfg").is_file() {
         return None;
     }
-    let dir = exe.parent()?;
-    let own = dir.join("pyvenv.cfg").is_file()
-        || dir.parent().is_some_and(|d| d.join("pyvenv.cfg").is_file());
-    (!own).then_some(venv)
+    (!in_venv(exe)).then_some(venv)
 }

@@ -452,3 +452,67 @@ pub fn skip_without_wheel(test: &str, what: &str) {
     );
     let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
 }
+
+/// The parpy wheel for the Python under test, built once per test run by
+/// `packaging/wheel/build` into `<target>/test-wheels/`.
+pub fn built_wheel() -> PathBuf {
+    static WHEEL: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+    let mut w = WHEEL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = w.as_ref() {
+        return p.clone();
+    }
+    let target = parpy_bin()
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("the parpy binary lives in <target>/<profile>/")
+        .to_path_buf();
+    let out_dir = target.join("test-wheels");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/wheel/build");
+    let out = Run::new(script)
+        .arg(python_bin())
+        .arg(&out_dir)
+        // Its own cargo target beside this one: the wheel's crates build with
+        // other flags (no libpython link), which must not evict ours.
+        .env("PARPY_WHEEL_TARGET", target.join("wheel"))
+        .exact_timeout(Duration::from_secs(1500))
+        .run();
+    assert_eq!(out.code, 0, "packaging/wheel/build failed:\n{}", out.stderr);
+    let wheel = PathBuf::from(out.stdout.trim().lines().last().unwrap_or_default());
+    assert!(wheel.is_file(), "no wheel reported: {}", out.stdout);
+    *w = Some(wheel.clone());
+    wheel
+}
+
+/// A fresh venv of the Python under test at `<target>/<name>` with the
+/// parpy wheel installed by pip, plus `packages` from PyPI; None when PyPI
+/// has none of them for this Python.
+pub fn wheel_venv(name: &str, packages: &[&str]) -> Option<PathBuf> {
+    let wheel = built_wheel();
+    let venv = parpy_bin()
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("the parpy binary lives in <target>/<profile>/")
+        .join(name);
+    let s = Command::new(python_bin())
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv)
+        .status()
+        .unwrap();
+    assert!(s.success(), "cannot create {venv:?}");
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+        .arg(&wheel)
+        .args(packages)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("No matching distribution found") {
+        return None;
+    }
+    assert!(
+        out.status.success(),
+        "pip install {wheel:?} {packages:?} failed:\n{stderr}"
+    );
+    Some(venv)
+}

@@ -14,3 +14,4 @@ mod parallel;
 mod resilience;
 mod static_link;
 mod typing;
+mod wheel;

@@ -101,7 +101,8 @@ def _exec(code, namespace):
     except SystemExit:
         raise
     except BaseException as e:
-        sys.excepthook(type(e), e, _strip(e.__traceback__, code))
+        tb = _strip(e.__traceback__, code)
+        sys.excepthook(type(e), e.with_traceback(tb), tb)
         if isinstance(e, KeyboardInterrupt):
             # python ends by SIGINT on an uncaught KeyboardInterrupt.
             _native._set_died_of_sigint()
