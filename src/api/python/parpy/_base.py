@@ -10,14 +10,13 @@ _WID = _worker_id()
 # --stats or --timeline on; maps draw a bar unless told not to (--progress);
 # --timeline on. Fixed for the process's life.
 _RECORDING, _PROGRESS_DEFAULT, _TIMELINE = _observe_flags()
-
-
 # A fallback worker process (set by _fallback._fallback_child; read as
 # _base._IN_FALLBACK, never imported by name).
 _IN_FALLBACK = False
 
 
 def _lookup(module, qualname):
+    """The object that ``qualname`` (dotted) names in ``module``."""
     obj = module
     for part in qualname.split("."):
         obj = getattr(obj, part)

@@ -14,7 +14,7 @@ from ._shipping import _fallback_fids, _resolve, _spec_label
 from ._output import _flush_std, _write_output
 
 
-_fallback_pool = None
+_fallback_pool = None  # see _fallback(); read elsewhere as _fallback._fallback_pool
 
 
 def _send_msg(fd, obj):

@@ -18,9 +18,7 @@ _pending = {}          # tag -> Future
 # a _Future's Condition being made or skipped. Reentrant: becoming real
 # settles the real future under it. From _thread: no threading import.
 _lazy_lock = __import__("_thread").RLock()
-
-
-_future_cls = None
+_future_cls = None  # see _future_class; read elsewhere as _futures._future_cls
 _stopped_pools = set()  # pools whose running tasks terminate_workers() stopped
 
 

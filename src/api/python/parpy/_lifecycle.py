@@ -16,9 +16,7 @@ from ._futures import _collect_loop
 _collector = None
 _live = set()          # executors with a running pool
 _started = False
-_finalizing = False
-
-
+_finalizing = False    # parpy's atexit hook runs; read elsewhere as _lifecycle._finalizing
 # `__parallel__` runs (at exit, before atexit handlers); set by _entry.
 _in_entry_point = False
 

@@ -23,10 +23,8 @@ from ._futures import _materialize, _new_future, _pending, _stopped_pools
 from ._lifecycle import _first_pool, _first_pool_rest, _live, _too_late
 
 
-_default = None
-
-
-_PoolClass = None
+_default = None     # the default pool (see _default_executor)
+_PoolClass = None   # the pool class, made at first use (see _pool_class)
 
 
 def _default_executor():
@@ -535,6 +533,10 @@ def _pool_class():
         _PoolClass = _define_pool()
     return _PoolClass
 
+
+# ---------------------------------------------------------------------------
+# Dask clusters (parpy_cluster.py, embedded as source)
+# ---------------------------------------------------------------------------
 
 def _cluster():
     """The ``parpy_cluster`` module, compiled at first use in this interpreter."""

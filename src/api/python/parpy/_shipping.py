@@ -23,8 +23,9 @@ def _no_ref():
     return None
 
 
-_last_spec = (_no_ref, None)  # (weakref to the last function looked up, its (fid, spec))
-
+# (weakref to the last function looked up, its (fid, spec)); reassigned, so
+# other modules read it as _shipping._last_spec.
+_last_spec = (_no_ref, None)
 
 # Functions (by id) that run in the fallback from now on (see _fallback._use_fallback).
 _fallback_fids = set()

@@ -17,6 +17,7 @@ class _StopLoad(BaseException):
     """Ends a worker's import of the script at its first parallel call."""
 
 
+# Set by _load_main; other modules read them as _workerio.X.
 _main_load_error = None
 _main_load_exc = None
 _loading_script = False
