@@ -6,8 +6,6 @@ result queue that the main interpreter consumes as they arrive.
 
     parpy examples/pipeline.py [COUNT]
 """
-from __future__ import annotations  # parpy.Queue[...] is for type checkers only
-
 import sys
 
 import parpy

@@ -1,9 +1,8 @@
 """parpy's API as a type checker sees it (tests/it/typing.rs): every
 ``assert_type`` must hold under mypy --strict and pyright strict, and the
 script also runs under parpy, so the types claimed are the ones at run time."""
-# parpy.Queue and ParallelFunction are generic in the stubs only (not
-# subscriptable at run time): annotations that name them stay unevaluated.
-from __future__ import annotations
+# parpy.Queue and ParallelFunction are generic at run time too: the
+# annotations here are evaluated (no `from __future__ import annotations`).
 
 import concurrent.futures
 import queue

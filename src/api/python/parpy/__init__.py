@@ -33,6 +33,8 @@ __all__ = [
 # The native half (_pool_start, _submit, …): a built-in module of the
 # launcher, an extension module of the wheel; the same Rust code either way.
 # Each module imports the native functions it uses from it.
+from types import GenericAlias as _GenericAlias
+
 from parpy import _native
 from ._native import SharedBytes, _cluster_info, _default_workers, _fallback_mode, _script_path, _share
 
@@ -82,6 +84,9 @@ def worker_id():
 
 class ParallelFunction:
     """A function that can also run on the worker pool (see :func:`parallel`)."""
+
+    # ParallelFunction[P, R] in annotations evaluated at run time (the stubs' generic).
+    __class_getitem__ = classmethod(_GenericAlias)
 
     def __init__(self, fn):
         if not callable(fn):

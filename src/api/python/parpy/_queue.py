@@ -1,6 +1,8 @@
 """``parpy.Queue``: a FIFO that the native side keeps, shared by the main
 interpreter and all workers; it pickles as its id."""
 
+from types import GenericAlias as _GenericAlias
+
 from ._native import _queue_attach, _queue_get, _queue_len, _queue_new, _queue_put, _queue_release
 
 
@@ -9,6 +11,9 @@ class Queue:
 
     Pass it to tasks as an argument (or use ``ctx.queue``). Items are copied
     like task arguments. ``get``/``put`` follow :class:`queue.Queue`."""
+
+    # Queue[int] in annotations evaluated at run time (the stubs' generic).
+    __class_getitem__ = classmethod(_GenericAlias)
 
     def __init__(self, maxsize=0):
         self._id = _queue_new(max(0, int(maxsize)))
