@@ -37,6 +37,16 @@ pub fn extension_init() -> *mut pyo3_ffi::PyObject {
 }
 
 fn exec_module(gil: Gil<'_>, module: &Obj) -> PyResult<()> {
+    if !launched()
+        && let Some(why) = crate::ffi::compat::refused_runtime()
+    {
+        // In a plain python, as the launcher refuses at start.
+        return Err(crate::ffi::PyErr::new(
+            gil,
+            crate::ffi::ExcKind::ImportError,
+            &format!("parpy: {why}"),
+        ));
+    }
     if !launched() && crate::ffi::lent::in_main_interpreter(gil) {
         // In a plain python: its script is what __main__ runs (when a file).
         set_script_path(main_script_file(gil));

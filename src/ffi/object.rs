@@ -49,6 +49,7 @@ pub enum ExcKind {
     TypeError,
     ValueError,
     RuntimeError,
+    ImportError,
 }
 
 impl<'py> Gil<'py> {
@@ -589,6 +590,7 @@ impl PyErr {
                 ExcKind::TypeError => ffi::PyExc_TypeError,
                 ExcKind::ValueError => ffi::PyExc_ValueError,
                 ExcKind::RuntimeError => ffi::PyExc_RuntimeError,
+                ExcKind::ImportError => ffi::PyExc_ImportError,
             }
         };
         let text = gil.str(msg).unwrap_or_else(|_| gil.none());

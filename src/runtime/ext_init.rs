@@ -1,5 +1,5 @@
 //! One extension-module initialisation at a time across workers, where the
-//! Python needs it (3.12: see `_COMPAT_SERIAL_EXT_INIT` in parpy.py).
+//! Python needs it (3.12: see `_COMPAT_SERIAL_EXT_INIT` in parpy/_compat.py).
 //!
 //! Reentrant per thread: an extension's init may import another extension.
 

@@ -1,7 +1,7 @@
 //! Rust-side differences between the CPython versions parpy runs on, in one
 //! place; each entry names the upstream issue and the versions it applies
 //! to, so that dropping a version deletes lines. The Python-side entries are
-//! in the `compat` block at the top of `src/api/python/parpy.py`.
+//! in `src/api/python/parpy/_compat.py`.
 //!
 //! * Releases refused outright: [`releases`] (3.12.0-3.12.3,
 //!   python/cpython#119213), checked by build.rs and by [`refused_runtime`].
