@@ -45,13 +45,11 @@ fn three_ways(venv: &Path, script: &Path, args: &[&str], plain: bool) -> Output 
         .arg(script)
         .args(args)
         .run();
-    for (way, o) in [("python -m parpy", &module)] {
-        assert_eq!(
-            (&o.stdout, &o.stderr, o.code),
-            (&command.stdout, &command.stderr, command.code),
-            "{way} differs from the parpy command on {script:?}"
-        );
-    }
+    assert_eq!(
+        (&module.stdout, &module.stderr, module.code),
+        (&command.stdout, &command.stderr, command.code),
+        "python -m parpy differs from the parpy command on {script:?}"
+    );
     if plain {
         let o = in_venv(venv, "python").arg(script).args(args).run();
         assert_eq!(
