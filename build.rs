@@ -125,6 +125,7 @@ fn main() {
     println!("cargo:rustc-link-arg-bins=-Wl,-rpath,{}", libdir.display());
     println!("cargo:rustc-env=PARPY_BUILD_PYTHON={exe}");
     println!("cargo:rustc-env=PARPY_PYTHON_VERSION={major}.{minor}");
+    println!("cargo:rustc-env=PARPY_PYTHON_ABIFLAGS={abiflags}");
     freeze_package(&exe, "parpy");
     compile_api(&exe, "parpy_check.py", "parpy_check.marshal");
 }

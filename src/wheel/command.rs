@@ -27,6 +27,8 @@ use std::process::{Command, ExitCode};
 
 /// The Python minor version this wheel was built for ("3.13").
 const VERSION: &str = env!("PARPY_PYTHON_VERSION");
+/// Its ABI flags: "" for the default build, "d" for a debug build.
+const ABIFLAGS: &str = env!("PARPY_PYTHON_ABIFLAGS");
 
 fn main() -> ExitCode {
     match run() {
@@ -75,7 +77,7 @@ fn find_native(prefix: &Path) -> Option<PathBuf> {
             .join(format!("python{VERSION}"))
             .join("dist-packages"),
     ];
-    let tag = format!("cpython-{}", VERSION.replace('.', ""));
+    let tag = format!("cpython-{}{ABIFLAGS}-", VERSION.replace('.', ""));
     dirs.iter().find_map(|d| {
         let pkg = d.join("parpy");
         let entries = std::fs::read_dir(&pkg).ok()?;
@@ -99,7 +101,7 @@ fn base_bin(prefix: &Path) -> Option<PathBuf> {
 
 /// The shared libpython3.X of the Python installed in `base_bin`.
 fn find_libpython(base_bin: &Path) -> Result<PathBuf, String> {
-    let soname = format!("libpython{VERSION}.so.1.0");
+    let soname = format!("libpython{VERSION}{ABIFLAGS}.so.1.0");
     let root = base_bin.parent().unwrap_or(base_bin);
     // pyenv, python.org and uv builds keep it in <prefix>/lib; Debian and
     // Ubuntu in the multiarch directory.
@@ -112,16 +114,20 @@ fn find_libpython(base_bin: &Path) -> Result<PathBuf, String> {
     if let Some(found) = guesses.iter().find(|p| p.is_file()) {
         return Ok(found.clone());
     }
-    let python = [format!("python{VERSION}"), "python3".into()]
-        .iter()
-        .map(|n| base_bin.join(n))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            format!(
-                "no python{VERSION} in {}, the venv's base Python",
-                base_bin.display()
-            )
-        })?;
+    let python = [
+        format!("python{VERSION}{ABIFLAGS}"),
+        format!("python{VERSION}"),
+        "python3".into(),
+    ]
+    .iter()
+    .map(|n| base_bin.join(n))
+    .find(|p| p.is_file())
+    .ok_or_else(|| {
+        format!(
+            "no python{VERSION} in {}, the venv's base Python",
+            base_bin.display()
+        )
+    })?;
     let probe = "import sysconfig as s; print(s.get_config_var('LIBDIR') or ''); \
                  print(s.get_config_var('INSTSONAME') or ''); \
                  print(s.get_config_var('Py_ENABLE_SHARED') or 0)";

@@ -365,7 +365,7 @@ fn a_base_python_without_libpython_gets_a_clear_error() {
     let venv = venv_or_skip!("a_base_python_without_libpython_gets_a_clear_error");
     let dir = TempDir::new("wheel-no-libpython");
     let fake = dir.path().join("venv");
-    let version = python_version();
+    let (version, abiflags) = python_version();
     let site = fake.join(format!("lib/python{version}/site-packages"));
     std::fs::create_dir_all(fake.join("bin")).unwrap();
     std::fs::create_dir_all(&site).unwrap();
@@ -392,7 +392,7 @@ fn a_base_python_without_libpython_gets_a_clear_error() {
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(
         o.stderr.starts_with(&format!(
-            "parpy: {} has no shared libpython{version}.so.1.0",
+            "parpy: {} has no shared libpython{version}{abiflags}.so.1.0",
             py.display()
         )),
         "{}",
@@ -405,9 +405,18 @@ fn a_base_python_without_libpython_gets_a_clear_error() {
     );
 }
 
-fn python_version() -> String {
+/// ("3.14", "d") for python3.14d.
+fn python_version() -> (String, String) {
     let o = Run::new(python_bin())
-        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .args([
+            "-c",
+            "import sys; print('%d.%d' % sys.version_info[:2], sys.abiflags)",
+        ])
         .run();
-    ok(&o).trim().to_string()
+    let out = ok(&o).to_string();
+    let mut words = out.split_whitespace().map(str::to_owned);
+    (
+        words.next().unwrap_or_default(),
+        words.next().unwrap_or_default(),
+    )
 }
