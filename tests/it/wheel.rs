@@ -149,7 +149,7 @@ fn examples_run_alike_under_the_command_python_m_parpy_and_plain_python() {
         .arg("2")
         .run();
     assert_eq!(
-        o.stdout, "1 files, 7 words, 5 distinct\n         3  the\n",
+        o.stdout, "1 files, 7 words, 5 distinct\n         3  the\n         1  cat\n",
         "{}",
         o.stderr
     );
