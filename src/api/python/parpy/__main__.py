@@ -1,4 +1,4 @@
-"""``python -m parpy SCRIPT [ARGS...]`` and ``python -m parpy -m MODULE [ARGS...]``:
+"""``python -m parpy SCRIPT [ARGS...]``, ``-m MODULE [ARGS...]`` or ``-c CODE [ARGS...]``:
 run a script in this very python as ``python SCRIPT`` would, with what the
 ``parpy`` launcher adds: the ``__parallel__(ctx)`` entry convention (run
 after the body, on every worker) and its exit status.
@@ -12,7 +12,8 @@ import sys
 
 
 def _usage():
-    print("usage: python -m parpy SCRIPT [ARGS...] | -m MODULE [ARGS...]", file=sys.stderr)
+    print("usage: python -m parpy SCRIPT [ARGS...] | -m MODULE [ARGS...] | -c CODE [ARGS...]",
+          file=sys.stderr)
     return 2
 
 
@@ -55,6 +56,27 @@ def _run_script(path, args):
     status = _exec(code, main.__dict__)
     if status == 0:
         parpy._main_body_returned()  # __parallel__ runs at exit, as under the launcher
+    return status
+
+
+def _run_code(source, args):
+    import builtins
+    import types
+
+    main = types.ModuleType("__main__")
+    main.__builtins__ = builtins
+    sys.modules["__main__"] = main
+    sys.argv[:] = ["-c", *args]
+    sys.path[0] = ""  # as python -c
+    try:
+        code = compile(source, "<string>", "exec", dont_inherit=True)
+    except SyntaxError as e:
+        sys.excepthook(type(e), e, None)
+        return 1
+    status = _exec(code, main.__dict__)
+    if status == 0:
+        import parpy
+        parpy._main_body_returned()
     return status
 
 
@@ -115,6 +137,10 @@ def main(argv=None):
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         return _usage() if not args else (print(__doc__.strip()) or 0)
+    if args[0] == "-c":
+        if len(args) < 2:
+            return _usage()
+        return _run_code(args[1], args[2:])
     if args[0] == "-m":
         if len(args) < 2:
             return _usage()
