@@ -420,3 +420,31 @@ fn python_version() -> (String, String) {
         words.next().unwrap_or_default(),
     )
 }
+
+/// `python -m parpy -c CODE` and `-m MODULE` as `python -c` and `python -m`.
+#[test]
+fn python_m_parpy_runs_code_and_modules_as_python_does() {
+    let venv = venv_or_skip!("python_m_parpy_runs_code_and_modules_as_python_does");
+    let dir = TempDir::new("wheel-m");
+    dir.write(
+        "tool.py",
+        "import sys\nprint(__name__, sys.argv[1:], sys.path[0] == __import__('os').getcwd())\n\
+         import parpy\nprint(parpy.parallel(len).map(['ab', 'c']))\n",
+    );
+    let code = "import sys, parpy; print(sys.argv, sys.path[0] == ''); \
+                print(parpy.parallel(abs).map([-1, 2]))";
+    for args in [vec!["-c", code, "x"], vec!["-m", "tool", "y"]] {
+        let plain = in_venv(&venv, "python").args(&args).cwd(dir.path()).run();
+        let module = in_venv(&venv, "python")
+            .args(["-m", "parpy"])
+            .args(&args)
+            .cwd(dir.path())
+            .run();
+        assert_eq!(plain.code, 0, "{args:?}: {}", plain.stderr);
+        assert_eq!(
+            (&module.stdout, &module.stderr, module.code),
+            (&plain.stdout, &plain.stderr, plain.code),
+            "{args:?}"
+        );
+    }
+}
