@@ -105,7 +105,13 @@ fn examples_run_alike_under_the_command_python_m_parpy_and_plain_python() {
         ),
         ("pipeline.py", vec!["60"], true),
     ];
+    let no_entry = skipped_on_refused_release(
+        "__parallel__ runs in threading's exit hooks, where 3.12.0-3.12.2 start no thread (python/cpython#113964)",
+    );
     for (name, args, plain) in cases {
+        if no_entry && name == "monte_carlo_pi.py" {
+            continue;
+        }
         // Timings and per-worker counts differ run to run: compare the
         // lines with each run of digits masked.
         let mask = |s: &str| -> String {
@@ -179,7 +185,14 @@ fn failures_and_the_entry_convention_end_as_under_the_launcher() {
     );
     assert!(!o.stderr.contains("parpy"), "{}", o.stderr);
     // __parallel__ and __gather__, and the exit status __gather__ sets.
-    for (args, code) in [(vec![], 0), (vec!["3"], 3)] {
+    let cases = if skipped_on_refused_release(
+        "__parallel__ runs in threading's exit hooks, where 3.12.0-3.12.2 start no thread (python/cpython#113964)",
+    ) {
+        vec![]
+    } else {
+        vec![(vec![], 0), (vec!["3"], 3)]
+    };
+    for (args, code) in cases {
         let o = three_ways(&venv, &wheel_script("entry.py"), &args, false);
         assert_eq!(o.stdout, "body ran\n");
         assert_eq!(o.stderr, "gathered [0, 10]\n");
