@@ -26,6 +26,8 @@ pub(super) static FUNCTIONS: &[NativeFn] = &[
     NativeFn::new(c"_fallback_mode", fallback_mode),
     NativeFn::new(c"_script_path", script_path),
     NativeFn::new(c"_set_script_path", set_script_path),
+    NativeFn::new(c"_set_pickle_by_value", set_pickle_by_value),
+    NativeFn::new(c"_pickle_by_value", pickle_by_value),
     NativeFn::new(c"_cluster_info", crate::cluster::info),
     NativeFn::new(c"_set_exit_code", set_exit_code),
     NativeFn::new(c"_set_died_of_sigint", set_died_of_sigint),
@@ -515,6 +517,18 @@ fn set_script_path(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
     let path = arg(gil, args, 0)?.as_str(gil)?.to_owned();
     super::set_script_path(Some(path));
     Ok(gil.none())
+}
+
+/// `_set_pickle_by_value(on)`: pickles go through `parpy._dumps` from now
+/// on (see [`crate::transfer::set_pickle_main_by_value`]).
+fn set_pickle_by_value(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {
+    crate::transfer::set_pickle_main_by_value(arg(gil, args, 0)?.is_true(gil)?);
+    Ok(gil.none())
+}
+
+/// `_pickle_by_value()`: whether pickles go through `parpy._dumps`.
+fn pickle_by_value(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
+    Ok(gil.bool(crate::transfer::pickle_main_by_value()))
 }
 
 fn set_exit_code(gil: Gil<'_>, args: &[Obj]) -> PyResult<Obj> {

@@ -10,4 +10,7 @@
 
 mod value;
 
-pub use value::{EncodeError, LEND_MIN, Lender, Value, decode, encode};
+pub use value::{
+    EncodeError, LEND_MIN, Lender, Value, decode, encode, pickle_main_by_value,
+    set_pickle_main_by_value,
+};

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::ffi::lent::{Lent, in_main_interpreter};
 use crate::ffi::shared::{new_shared, shared_data};
@@ -189,6 +190,24 @@ fn encode_all(
         .collect()
 }
 
+/// Whether pickles are made by `parpy._dumps` instead of `pickle.dumps`:
+/// when the main interpreter has no script that workers could import (the
+/// REPL, a notebook, `-c`), classes and functions of its `__main__` cannot
+/// be found by name there, so that pickler sends them by value (see
+/// `_dumps` in the package). Process-wide: the workers pickle their results
+/// back the same way. Set once, before the first pool starts.
+static BY_VALUE: AtomicBool = AtomicBool::new(false);
+
+/// Turns [`BY_VALUE`] on or off.
+pub fn set_pickle_main_by_value(on: bool) {
+    BY_VALUE.store(on, Ordering::SeqCst);
+}
+
+/// Whether [`BY_VALUE`] is on.
+pub fn pickle_main_by_value() -> bool {
+    BY_VALUE.load(Ordering::Relaxed)
+}
+
 fn pickle(gil: Gil<'_>, obj: &Obj) -> PyResult<Value> {
     if crate::observe::recording() {
         crate::observe::record::pickled(
@@ -196,7 +215,11 @@ fn pickle(gil: Gil<'_>, obj: &Obj) -> PyResult<Value> {
             crate::runtime::current_worker().is_some(),
         );
     }
-    let dumps = gil.import("pickle")?.getattr(gil, c"dumps")?;
+    let dumps = if pickle_main_by_value() {
+        gil.import("parpy")?.getattr(gil, c"_dumps")?
+    } else {
+        gil.import("pickle")?.getattr(gil, c"dumps")?
+    };
     let proto = gil.int(5)?;
     let data = dumps.call(gil, &[obj, &proto])?;
     Ok(Value::Pickled(data.as_bytes(gil)?.to_vec()))

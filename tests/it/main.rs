@@ -8,6 +8,7 @@ mod compat;
 mod contract;
 mod finder;
 mod launcher;
+mod notebook;
 mod observe;
 mod packaging;
 mod parallel;

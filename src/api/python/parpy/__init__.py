@@ -47,6 +47,7 @@ _unflushed = False
 # _cluster), parpy_check.py and parpy_cluster.py, a fallback process's
 # command line (_fallback_child), and tests.
 from ._base import _IN_WORKER, _WID, _lookup
+from ._byvalue import _dumps
 from ._compat import _update_wrapper
 from ._errors import RemoteTraceback, _broken_worker, _pack_exc, _refused_module, _unpack_exc
 from ._refusals import _probe_import, _refused_during, _refused_here, _taint, _watch_refusals

@@ -7,6 +7,7 @@ native status codes of outcomes (:func:`_outcome`); ``parpy.BrokenWorker``."""
 import sys as _sys
 
 from ._base import _lookup
+from ._byvalue import _pickler
 
 
 class RemoteTraceback(Exception):
@@ -41,7 +42,7 @@ def _pack_exc(exc):
         exc = new
     tb = "".join(traceback.format_exception(exc))
     try:
-        data = pickle.dumps(exc, 5)
+        data = _pickler()(exc, 5)
         pickle.loads(data)
     except Exception:
         data = None

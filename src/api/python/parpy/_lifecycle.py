@@ -1,7 +1,7 @@
 """Main side: the pools' life as a whole. What runs before the first worker
 starts and right after (:func:`_first_pool`, :func:`_first_pool_rest`),
 whether a pool may start now (:func:`_too_late`), Ctrl-C
-(:func:`_on_sigint`), and the shutdown at exit (:func:`_shutdown_all`)."""
+(:func:`_on_sigint`, also in each IPython cell), and the shutdown at exit (:func:`_shutdown_all`)."""
 
 import sys as _sys
 
@@ -58,6 +58,7 @@ def _first_pool_rest():
     import threading
     atexit.register(_shutdown_all)
     _install_sigint()
+    _follow_ipython_cells()
     collector = threading.Thread(target=_collect_loop, name="parpy-collector", daemon=True)
     collector.start()
     # Only a started thread is remembered: _shutdown_all joins it.
@@ -79,6 +80,27 @@ def _install_sigint():
         _signal.signal(_signal.SIGINT, _on_sigint)
     except (ValueError, OSError):
         pass
+
+
+def _follow_ipython_cells():
+    """Under IPython (a Jupyter kernel, the IPython shell), as each cell
+    starts: :func:`_on_sigint` again, since ipykernel puts Python's default
+    handler back before every cell (its ``pre_handler_hook``), over parpy's,
+    and a cell interrupted then would leave its tasks running on, the pool
+    taken; and the globals that functions captured are captured anew."""
+    ipython = _sys.modules.get("IPython")
+    try:
+        shell = ipython.get_ipython() if ipython is not None else None
+        if shell is not None:
+            shell.events.register("pre_run_cell", _cell_starts)
+    except Exception:
+        pass
+
+
+def _cell_starts(info=None):
+    from . import _shipping
+    _install_sigint()
+    _shipping._forget_captured_specs()
 
 
 def _on_sigint(signum, frame):

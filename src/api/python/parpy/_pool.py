@@ -11,6 +11,7 @@ from ._native import (
 )
 from . import _base, _futures, _lifecycle, _shipping, _workerio
 from ._base import _IN_WORKER, _PROGRESS_DEFAULT
+from ._byvalue import _pickle_main_by_value
 from ._compat import _compat_refuse_tracemalloc
 from ._errors import _broken_worker, _outcome
 from ._workerio import _StopLoad, _worker_config
@@ -113,7 +114,13 @@ def _define_pool():
                     _compat_refuse_tracemalloc()
                     _first_pool()
                     # (_cfg: a parpy worker's pool for a script sent by a cluster client)
-                    cfg = getattr(self, "_cfg", None) or _worker_config()
+                    cfg = getattr(self, "_cfg", None)
+                    if cfg is None:
+                        cfg = _worker_config()
+                        if cfg["script"] is None and cfg["module"] is None:
+                            # The REPL, a notebook, -c: no file that workers
+                            # could import what __main__ defines from.
+                            _pickle_main_by_value()
                     self._pool = _pool_start(self._max_workers, cfg)
                     _first_pool_rest()
                     _live.add(self)

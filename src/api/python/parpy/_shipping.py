@@ -13,6 +13,7 @@ from ._errors import _refused_module
 from ._refusals import _refused_during, _refused_here
 from . import _workerio
 from ._workerio import _script_loadable
+from ._byvalue import _pickler
 
 
 _spec_cache = None      # weakref(fn) -> (fid, spec), for as long as fn lives
@@ -69,6 +70,20 @@ def _func_spec(fn):
     return out
 
 
+def _forget_captured_specs():
+    """Each new IPython cell: the specs that captured values (functions as
+    code with the globals they use, pickled callables) are made anew at
+    their next call, since the cell may have rebound those globals (a
+    notebook's parameter cell run again). Those of functions that run in
+    the fallback stay, with their fallback."""
+    global _last_spec
+    _last_spec = (_no_ref, None)
+    for key, (fid, spec) in list((_spec_cache or {}).items()):
+        if spec[0] != "name" and fid not in _fallback_fids:
+            del _spec_cache[key]
+            _func_forget(fid)
+
+
 def _spec_dead(key):
     """A function with a cached spec died: forget its id everywhere."""
     try:
@@ -100,9 +115,8 @@ def _make_spec(fn):
                 return ("name", module, qualname)
     if isinstance(fn, types.FunctionType):
         return _code_spec(fn)
-    import pickle
     try:
-        return ("pickle", pickle.dumps(fn, 5))
+        return ("pickle", _pickler()(fn, 5))
     except Exception as e:
         raise TypeError(
             f"parpy: cannot send {fn!r} to a worker: {type(e).__name__}: {e}. "
@@ -141,7 +155,7 @@ def _code_spec(fn):
 
 def _capture_globals(fn):
     import types
-    import pickle
+    dumps = _pickler()
     g = fn.__globals__
     values, modules, funcs = {}, {}, {}
     todo, seen = [fn.__code__], set()
@@ -166,7 +180,7 @@ def _capture_globals(fn):
                 values[name] = v
             else:
                 try:
-                    pickle.dumps(v, 5)
+                    dumps(v, 5)
                 except Exception:
                     continue
                 values[name] = v
