@@ -461,3 +461,16 @@ fn python_m_parpy_runs_code_and_modules_as_python_does() {
         );
     }
 }
+
+/// spmd, Queue, share and Executor in a plain python as under the launcher.
+#[test]
+fn the_whole_api_works_in_a_plain_python() {
+    let venv = venv_or_skip!("the_whole_api_works_in_a_plain_python");
+    let o = three_ways(&venv, &wheel_script("api.py"), &[], true);
+    assert_eq!(
+        o.stdout,
+        "[(0, 2, b'abc', 3000), (1, 2, b'abc', 3000)]\n[0, 1]\n[1, 2, 3] 1024\n[0, 1]\nNone 2 SharedBytes\n",
+        "{}",
+        o.stderr
+    );
+}
