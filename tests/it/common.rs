@@ -412,19 +412,8 @@ pub fn pypi_venv(name: &str, packages: &[&str], probe: &str) -> Option<std::path
     // Wheels only: building numpy from source takes many minutes and a Fortran-free
     // toolchain that CI does not promise, and PyYAML built without libyaml has no
     // C extension to test.
-    let out = std::process::Command::new(&py)
-        .args(["-m", "pip", "install", "-q", "--only-binary=:all:"])
-        .args(packages)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && stderr.contains("No matching distribution found") {
-        return None;
-    }
-    assert!(
-        out.status.success(),
-        "pip install {packages:?} failed:\n{stderr}"
-    );
+    let only_binary = ["--only-binary=:all:"];
+    pip_install(&py, only_binary.iter().chain(packages))?;
     assert!(usable(&py), "{packages:?} installed, but `{probe}` fails");
     Some(venv)
 }
@@ -500,10 +489,21 @@ pub fn wheel_venv(name: &str, packages: &[&str]) -> Option<PathBuf> {
         .status()
         .unwrap();
     assert!(s.success(), "cannot create {venv:?}");
-    let out = Command::new(venv.join("bin/python"))
+    let wheel = wheel.to_string_lossy().into_owned();
+    pip_install(
+        &venv.join("bin/python"),
+        std::iter::once(&wheel.as_str()).chain(packages),
+    )?;
+    Some(venv)
+}
+
+/// `python -m pip install ARGS`; None when PyPI has no distribution of one
+/// of them for this Python, a panic with pip's words on any other failure.
+fn pip_install<'a>(python: &Path, args: impl IntoIterator<Item = &'a &'a str>) -> Option<()> {
+    let args: Vec<&str> = args.into_iter().copied().collect();
+    let out = Command::new(python)
         .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
-        .arg(&wheel)
-        .args(packages)
+        .args(&args)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -512,7 +512,7 @@ pub fn wheel_venv(name: &str, packages: &[&str]) -> Option<PathBuf> {
     }
     assert!(
         out.status.success(),
-        "pip install {wheel:?} {packages:?} failed:\n{stderr}"
+        "pip install {args:?} failed:\n{stderr}"
     );
-    Some(venv)
+    Some(())
 }
