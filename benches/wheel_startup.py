@@ -12,6 +12,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 
 PROBE = (
     "import time; t0 = time.perf_counter(); import parpy; t1 = time.perf_counter(); "
@@ -31,7 +32,6 @@ def main():
     env = {"PARPY_WORKERS": "2", "PATH": "/usr/bin:/bin"}
     for _ in range(rounds):
         for way, cmd in ways.items():  # interleaved: the same load for both
-            import time
             t = time.perf_counter()
             out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
             wall[way].append(time.perf_counter() - t)

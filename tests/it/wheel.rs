@@ -39,26 +39,53 @@ fn in_venv(venv: &Path, program: &str) -> Run {
 /// The three ways in give one result: the venv's `parpy` command, its
 /// `python -m parpy`, and (where `plain`) its plain `python`.
 fn three_ways(venv: &Path, script: &Path, args: &[&str], plain: bool) -> Output {
+    three_ways_seen(venv, script, args, plain, str::to_owned)
+}
+
+/// [`three_ways`], comparing stdout as `seen` makes it (timings masked).
+fn three_ways_seen(
+    venv: &Path,
+    script: &Path,
+    args: &[&str],
+    plain: bool,
+    seen: fn(&str) -> String,
+) -> Output {
     let command = in_venv(venv, "parpy").arg(script).args(args).run();
-    let module = in_venv(venv, "python")
-        .args(["-m", "parpy"])
-        .arg(script)
-        .args(args)
-        .run();
-    assert_eq!(
-        (&module.stdout, &module.stderr, module.code),
-        (&command.stdout, &command.stderr, command.code),
-        "python -m parpy differs from the parpy command on {script:?}"
-    );
+    let mut others = vec![(
+        "python -m parpy",
+        in_venv(venv, "python")
+            .args(["-m", "parpy"])
+            .arg(script)
+            .args(args)
+            .run(),
+    )];
     if plain {
-        let o = in_venv(venv, "python").arg(script).args(args).run();
+        others.push((
+            "plain python",
+            in_venv(venv, "python").arg(script).args(args).run(),
+        ));
+    }
+    for (way, o) in others {
         assert_eq!(
-            (&o.stdout, &o.stderr, o.code),
-            (&command.stdout, &command.stderr, command.code),
-            "plain python differs from the parpy command on {script:?}"
+            (seen(&o.stdout), &o.stderr, o.code),
+            (seen(&command.stdout), &command.stderr, command.code),
+            "{way} differs from the parpy command on {script:?}"
         );
     }
     command
+}
+
+/// Each run of digits as one `#`: timings and per-worker counts differ run to run.
+fn mask_digits(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('#') {
+            out.push('#');
+        }
+    }
+    out
 }
 
 macro_rules! venv_or_skip {
@@ -112,42 +139,9 @@ fn examples_run_alike_under_the_command_python_m_parpy_and_plain_python() {
         if no_entry && name == "monte_carlo_pi.py" {
             continue;
         }
-        // Timings and per-worker counts differ run to run: compare the
-        // lines with each run of digits masked.
-        let mask = |s: &str| -> String {
-            let mut out = String::new();
-            for c in s.chars() {
-                if !c.is_ascii_digit() {
-                    out.push(c);
-                } else if !out.ends_with('#') {
-                    out.push('#');
-                }
-            }
-            out
-        };
-        let script = example(name);
-        let command = in_venv(&venv, "parpy").arg(&script).args(&args).run();
+        let command = three_ways_seen(&venv, &example(name), &args, plain, mask_digits);
         assert_eq!(command.code, 0, "{name}: {}", command.stderr);
         assert!(!command.stdout.is_empty(), "{name} printed nothing");
-        let mut others = vec![(
-            "python -m parpy",
-            in_venv(&venv, "python")
-                .args(["-m", "parpy"])
-                .arg(&script)
-                .args(&args)
-                .run(),
-        )];
-        if plain {
-            others.push((
-                "python",
-                in_venv(&venv, "python").arg(&script).args(&args).run(),
-            ));
-        }
-        for (way, o) in others {
-            assert_eq!(o.code, 0, "{way} {name}: {}", o.stderr);
-            assert_eq!(mask(&o.stdout), mask(&command.stdout), "{way} {name}");
-            assert_eq!(o.stderr, command.stderr, "{way} {name}");
-        }
     }
     let o = in_venv(&venv, "python")
         .arg(example("word_freq.py"))

@@ -8,7 +8,13 @@ and exit codes as under ``python``); workers import it by its path, as
 they do under the launcher.
 """
 
+import builtins
+import os
 import sys
+import types
+
+import parpy
+from parpy import _native
 
 
 def _usage():
@@ -25,11 +31,17 @@ def _strip(tb, code):
     return t if t is not None else tb
 
 
-def _run_script(path, args):
-    import builtins
-    import os
-    import types
+def _new_main(**attrs):
+    """A fresh ``__main__`` module, installed in ``sys.modules``."""
+    main = types.ModuleType("__main__")
+    main.__builtins__ = builtins
+    for k, v in attrs.items():
+        setattr(main, k, v)
+    sys.modules["__main__"] = main
+    return main
 
+
+def _run_script(path, args):
     try:
         with open(path, "rb") as f:
             source = f.read()
@@ -37,35 +49,21 @@ def _run_script(path, args):
         print(f"{sys.executable}: can't open file {path!r}: [Errno {e.errno}] {e.strerror}",
               file=sys.stderr)
         return 2
-    main = types.ModuleType("__main__")
-    main.__file__ = path
-    main.__cached__ = None
-    main.__builtins__ = builtins
-    sys.modules["__main__"] = main
+    main = _new_main(__file__=path, __cached__=None)
     sys.argv[:] = [path, *args]
     # As python: the script's directory (symlinks resolved) replaces ours.
     sys.path[0] = os.path.dirname(os.path.realpath(path))
-    import parpy
-    from parpy import _native
     _native._set_script_path(os.path.abspath(path))
     try:
         code = compile(source, path, "exec", dont_inherit=True)
     except SyntaxError as e:
         sys.excepthook(type(e), e, None)
         return 1
-    status = _exec(code, main.__dict__)
-    if status == 0:
-        parpy._main_body_returned()  # __parallel__ runs at exit, as under the launcher
-    return status
+    return _exec(code, main.__dict__)
 
 
 def _run_code(source, args):
-    import builtins
-    import types
-
-    main = types.ModuleType("__main__")
-    main.__builtins__ = builtins
-    sys.modules["__main__"] = main
+    main = _new_main()
     sys.argv[:] = ["-c", *args]
     sys.path[0] = ""  # as python -c
     try:
@@ -73,18 +71,11 @@ def _run_code(source, args):
     except SyntaxError as e:
         sys.excepthook(type(e), e, None)
         return 1
-    status = _exec(code, main.__dict__)
-    if status == 0:
-        import parpy
-        parpy._main_body_returned()
-    return status
+    return _exec(code, main.__dict__)
 
 
 def _run_module(name, args):
-    import builtins
     import importlib.util
-    import os
-    import types
 
     sys.path[0] = os.getcwd()  # as python -m
     try:
@@ -100,24 +91,14 @@ def _run_module(name, args):
         why = f" ({type(err).__name__}: {err})" if err else ""
         print(f"{sys.executable}: No module named {name}{why}", file=sys.stderr)
         return 1
-    main = types.ModuleType("__main__")
-    main.__spec__ = spec
-    main.__file__ = spec.origin
-    main.__loader__ = spec.loader
-    main.__package__ = spec.parent
-    main.__builtins__ = builtins
-    sys.modules["__main__"] = main
+    main = _new_main(__spec__=spec, __file__=spec.origin, __loader__=spec.loader,
+                     __package__=spec.parent)
     sys.argv[:] = [spec.origin, *args]
     code = spec.loader.get_code(name)
-    status = _exec(code, main.__dict__)
-    if status == 0:
-        import parpy
-        parpy._main_body_returned()
-    return status
+    return _exec(code, main.__dict__)
 
 
 def _exec(code, namespace):
-    from parpy import _native
     try:
         exec(code, namespace)
     except SystemExit:
@@ -129,6 +110,7 @@ def _exec(code, namespace):
             # python ends by SIGINT on an uncaught KeyboardInterrupt.
             _native._set_died_of_sigint()
         return 1
+    parpy._main_body_returned()  # __parallel__ runs at exit, as under the launcher
     return 0
 
 
