@@ -37,18 +37,17 @@ pub fn extension_init() -> *mut pyo3_ffi::PyObject {
 }
 
 fn exec_module(gil: Gil<'_>, module: &Obj) -> PyResult<()> {
-    if !launched()
-        && let Some(why) = crate::ffi::compat::refused_runtime()
-    {
-        // In a plain python, as the launcher refuses at start.
-        return Err(crate::ffi::PyErr::new(
-            gil,
-            crate::ffi::ExcKind::ImportError,
-            &format!("parpy: {why}"),
-        ));
-    }
+    // In a plain python's main interpreter (workers only start after it).
     if !launched() && crate::ffi::lent::in_main_interpreter(gil) {
-        // In a plain python: its script is what __main__ runs (when a file).
+        // Refused as the launcher refuses at start.
+        if let Some(why) = crate::ffi::compat::refused_runtime() {
+            return Err(crate::ffi::PyErr::new(
+                gil,
+                crate::ffi::ExcKind::ImportError,
+                &format!("parpy: {why}"),
+            ));
+        }
+        // Its script is what __main__ runs (when a file).
         set_script_path(main_script_file(gil));
     }
     module.setattr(
