@@ -38,6 +38,7 @@ pub(super) static FUNCTIONS: &[NativeFn] = &[
     NativeFn::new(c"_pool_shutdown", pool_shutdown),
     NativeFn::new(c"_pool_shutdown_all", pool_shutdown_all),
     NativeFn::new(c"_seal_exit", seal_exit),
+    NativeFn::new(c"_park_forever", park_forever),
     NativeFn::new(c"_count_refusal", count_refusal),
     NativeFn::new(c"_ext_init_enter", ext_init_enter),
     NativeFn::new(c"_ext_init_exit", ext_init_exit),
@@ -389,23 +390,27 @@ static EXITING: AtomicBool = AtomicBool::new(false);
 /// Threads between the end of a detached wait and holding the GIL again.
 static REATTACHING: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    /// The thread that sealed the exit: the one finalizing the interpreter,
+    /// whose own waits in later atexit handlers must go on. (Not "the thread
+    /// named main": in a plain python, Rust never named Python's main thread.)
+    static SEALED_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Runs a wait detached, like `allow_threads`; but once the exit is sealed,
-/// a thread of the main interpreter other than the main thread (a daemon
+/// a thread of the main interpreter other than the finalizing one (a daemon
 /// thread blocked in `Queue.get()` or `result()`) never attaches again: it
 /// parks until the process ends. CPython 3.12/3.13 ends a thread that
 /// attaches during finalization with `pthread_exit`, which would unwind
 /// through these Rust frames and abort.
 fn detached<T, F: FnOnce() -> T + Send>(gil: Gil<'_>, f: F) -> T {
-    let may_park = crate::ffi::interp::current_interpreter_id(gil) == 0
-        && std::thread::current().name() != Some("main");
+    let may_park = crate::ffi::interp::current_interpreter_id(gil) == 0 && !SEALED_HERE.get();
     let out = gil.allow_threads(|| {
         let out = f();
         REATTACHING.fetch_add(1, Ordering::SeqCst);
         if may_park && EXITING.load(Ordering::SeqCst) {
             REATTACHING.fetch_sub(1, Ordering::SeqCst);
-            loop {
-                std::thread::park();
-            }
+            park_until_exit();
         }
         out
     });
@@ -418,6 +423,7 @@ fn detached<T, F: FnOnce() -> T + Send>(gil: Gil<'_>, f: F) -> T {
 /// [`detached`]); returns once those already on their way back hold the
 /// GIL no more than any running thread does.
 fn seal_exit(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
+    SEALED_HERE.set(true);
     EXITING.store(true, Ordering::SeqCst);
     gil.allow_threads(|| {
         while REATTACHING.load(Ordering::SeqCst) > 0 {
@@ -425,6 +431,22 @@ fn seal_exit(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
         }
     });
     Ok(gil.none())
+}
+
+/// `_park_forever()`: the calling thread lets go of the GIL for good and
+/// sleeps until the process ends; how `_lifecycle._stop_daemon_thread`
+/// stops a daemon thread that asks for work once the interpreter exits.
+fn park_forever(gil: Gil<'_>, _: &[Obj]) -> PyResult<Obj> {
+    gil.allow_threads(|| {
+        park_until_exit();
+    });
+    Ok(gil.none())
+}
+
+fn park_until_exit() -> ! {
+    loop {
+        std::thread::park();
+    }
 }
 
 // ----- the functions -------------------------------------------------------

@@ -475,7 +475,11 @@ fn daemon_threads_waiting_in_parpy_at_exit_never_reattach() {
             .arg(script("daemon_waiters_at_exit.py"))
             .timeout(Duration::from_secs(30))
             .run();
-        assert!(!o.stderr.contains("Fatal Python error"), "{}", o.stderr);
-        assert_eq!(ok(&o), "main done\n", "{}", o.stderr);
+        // The waiter's task ends during parpy's exit and it submits again: it
+        // stops there, as daemon threads do at exit. Raising instead printed a
+        // traceback while CPython finalized, and a thread caught writing to
+        // stderr then aborted 3.15 ("could not acquire lock ... at interpreter
+        // shutdown", 2 runs in 60 under load).
+        assert_eq!((ok(&o), o.stderr.as_str()), ("main done\n", ""));
     }
 }

@@ -205,6 +205,20 @@ fn failures_and_the_entry_convention_end_as_under_the_launcher() {
 }
 
 #[test]
+fn waits_in_later_atexit_handlers_return_in_every_way() {
+    let venv = venv_or_skip!("waits_in_later_atexit_handlers_return_in_every_way");
+    // Before the fix they parked for good: Rust never named a plain python's
+    // main thread "main", so parpy took it for a daemon thread at exit.
+    let o = three_ways(&venv, &wheel_script("atexit_waits.py"), &[], true);
+    assert_eq!(
+        (o.stdout.as_str(), o.code),
+        ("3\ndrained 7 5\n", 0),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
 fn numpy_falls_back_under_the_command_and_plain_python() {
     let Some(venv) = wheel_venv("test-venv-wheel-numpy", &["numpy"]) else {
         skip_without_wheel(

@@ -5,7 +5,7 @@ whether a pool may start now (:func:`_too_late`), Ctrl-C
 
 import sys as _sys
 
-from ._native import _collect_stop, _interrupt_all, _pool_shutdown_all, _seal_exit, _set_died_of_sigint
+from ._native import _collect_stop, _interrupt_all, _park_forever, _pool_shutdown_all, _seal_exit, _set_died_of_sigint
 from ._compat import _compat_main_preimports
 from ._workerio import _flush_output
 from ._output import _flush_std
@@ -33,6 +33,23 @@ def _too_late():
         return False
     threading = _sys.modules.get("threading")
     return bool(getattr(threading, "_SHUTTING_DOWN", False)) or _sys.is_finalizing()
+
+
+def _stop_daemon_thread():
+    """A daemon thread that asks for work once the interpreter exits stops
+    there for good, without the GIL, as CPython stops every daemon thread at
+    exit; the work would be refused anyway. Raising instead would print its
+    traceback while the interpreter finalizes, and a thread caught writing
+    to stderr then aborts the process ("could not acquire lock for
+    <_io.BufferedWriter name='<stderr>'> at interpreter shutdown").
+    Returns in any other thread (the main one, the collector running done
+    callbacks, a non-daemon one), which gets the RuntimeError."""
+    threading = _sys.modules.get("threading")
+    if threading is None:
+        return
+    t = threading.current_thread()
+    if t.daemon and t is not threading.main_thread() and t is not _collector:
+        _park_forever()
 
 
 def _first_pool():

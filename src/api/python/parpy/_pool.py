@@ -21,7 +21,7 @@ from ._queue import Queue
 from ._spmd import _spmd_refused
 from ._fallback import _fallback, _use_fallback
 from ._futures import _materialize, _new_future, _pending, _stopped_pools
-from ._lifecycle import _first_pool, _first_pool_rest, _live, _too_late
+from ._lifecycle import _first_pool, _first_pool_rest, _live, _stop_daemon_thread, _too_late
 
 
 _default = None     # the default pool (see _default_executor)
@@ -104,6 +104,7 @@ def _define_pool():
             if _IN_WORKER or _base._IN_FALLBACK:
                 return None
             if _too_late():
+                _stop_daemon_thread()
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
             with self._lock:
                 if self._broken:
