@@ -149,6 +149,11 @@ bind_same() {
     if [ -d "$dst" ] && [ "$(stat -c %d:%i "$src")" = "$(stat -c %d:%i "$dst")" ]; then
         return 0
     fi
+    # A mount left there by an earlier run whose folder is gone (a clone deleted and
+    # made again at the same path): mounting over it fails with ENOENT, so take it away.
+    if mountpoint -q "$dst" 2>/dev/null || grep -q " $dst " /proc/self/mounts; then
+        umount -R "$dst" 2>/dev/null || umount -l "$dst"
+    fi
     mkdir -p "$dst"
     mount --bind "$src" "$dst"
     echo "$dst"
