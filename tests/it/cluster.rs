@@ -313,6 +313,15 @@ def talk(x):
     print(f"line {x}")
     return x
 
+OFFSET = None
+
+def setup(base):
+    global OFFSET
+    OFFSET = base
+
+def offset(x):
+    return (x + OFFSET, parpy.worker_id() is not None)
+
 if __name__ == "__main__":
     address = sys.argv[1] if len(sys.argv) > 1 else None
     items = list(range(300))
@@ -339,6 +348,19 @@ if __name__ == "__main__":
             ex.submit(fails, 7).result()
         except ValueError as e:
             print("error submit", e)
+    def executor(**kw):
+        return parpy.Executor(cluster=address, **kw) if address else parpy.Executor(**kw)
+    with executor(initializer=setup, initargs=(100,)) as ex:
+        print("initializer", list(ex.map(offset, range(5))), ex.submit(offset, 1).result())
+    with executor(initializer=fails, initargs=(7,)) as ex:
+        try:
+            ex.submit(abs, -1).result()
+        except Exception as e:
+            print("failing initializer", type(e).__name__, isinstance(e, parpy.BrokenWorker))
+    try:
+        executor(initializer=3)
+    except TypeError as e:
+        print("initializer not callable:", e)
     print("talk", talk.map(range(3)))
 "#;
 
@@ -393,6 +415,14 @@ fn every_api_form_matches_a_run_without_cluster() {
     );
     assert_eq!(rest(&out.stdout), rest(&local.stdout), "{out:?}");
     assert!(local.stdout.contains("map True\n"), "{local:?}");
+    assert!(
+        local.stdout.contains(
+            "initializer [(100, True), (101, True), (102, True), (103, True), (104, True)] (101, True)\n\
+             failing initializer BrokenWorker True\n\
+             initializer not callable: initializer must be a callable\n"
+        ),
+        "{local:?}"
+    );
     assert!(!local.stdout.contains("False"), "{local:?}");
     assert!(
         local

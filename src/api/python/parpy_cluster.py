@@ -162,9 +162,15 @@ class ClusterExecutor:
     Dask scheduler."""
 
     def __init__(self, cluster, max_workers=None, mp_context=None, initializer=None, initargs=()):
-        if initializer is not None:
-            raise TypeError("parpy: Executor(cluster=...) does not take an initializer")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
         self._address = cluster
+        self._init = None
+        if initializer is not None:
+            # It runs once in every sub-interpreter of every worker that takes
+            # this executor's tasks, as a local pool's does in each of its own.
+            self._init = _dumps((_fn_ref(initializer, _script_info()), tuple(initargs)))
+        self._info_cache = None
         self._client = connect(cluster)
         self._shutdown = False
         main = sys.modules.get("__main__")
@@ -201,9 +207,21 @@ class ClusterExecutor:
             n = sum(self._client.nthreads().values())
         return max(1, n)
 
+    def _info(self):
+        """The script's info, plus this executor's initializer: a worker keeps
+        one pool per (script, initializer), so executors never share state."""
+        if self._info_cache is None:
+            info = _script_info()
+            if self._init is not None:
+                import hashlib
+                digest = hashlib.sha256(info["id"].encode() + self._init).hexdigest()
+                info = dict(info, id=digest[:16], init=self._init)
+            self._info_cache = info
+        return self._info_cache
+
     def _task(self, payload, label):
         import uuid
-        return self._client.submit(_chunk_task, _script_info(), payload, pure=False,
+        return self._client.submit(_chunk_task, self._info(), payload, pure=False,
                                    key=f"parpy-{label}-{uuid.uuid4().hex}")
 
     def _lost(self, e):
@@ -407,7 +425,10 @@ def _pool_for(info):
                 with open(script, "wb") as f:
                     f.write(info["source"])
                 path.insert(0, folder)
-            ex = parpy.Executor(max_workers=_pool_size or parpy.workers())
+            init = info.get("init")
+            ex = parpy.Executor(max_workers=_pool_size or parpy.workers(),
+                                initializer=None if init is None else parpy._cluster_init,
+                                initargs=() if init is None else (init,))
             ex._cfg = {
                 "path": path,
                 "argv": [script or "-c"] + list(info["argv"]),
@@ -469,6 +490,12 @@ def _resolve_ref(ref):
             return inner(parpy.Context(rank, size, None), *args, **kwargs)
         return rank
     return pickle.loads(ref[1])
+
+
+def run_init(payload):
+    """``parpy._cluster_init``: a cluster executor's initializer, in a sub-interpreter."""
+    ref, args = pickle.loads(payload)
+    _resolve_ref(ref)(*args)
 
 
 def run_payload(payload):

@@ -57,7 +57,7 @@ from ._queue import Queue
 from ._spmd import Context, _spmd_entry
 from ._fallback import _FallbackPool, _fallback_child
 from ._futures import _drive, _future_class
-from ._pool import _cluster, _cluster_call, _default_executor, _pool_class
+from ._pool import _cluster, _cluster_call, _cluster_init, _default_executor, _pool_class
 from ._entry import _install_main_hooks, _main_body_returned
 
 

@@ -108,7 +108,8 @@ def _broken_worker():
             pool's initializer failed, or the task was stopped by
             ``terminate_workers()``."""
 
-        BrokenWorker.__module__ = "parpy"
+        BrokenWorker.__module__ = "parpy"  # and its __qualname__: pickles name it so
+        BrokenWorker.__qualname__ = "BrokenWorker"
         _BrokenWorker = BrokenWorker
     return _BrokenWorker
 

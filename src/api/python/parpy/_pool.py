@@ -564,3 +564,8 @@ def _cluster():
 def _cluster_call(payload):
     """A cluster chunk, run in a parpy worker's sub-interpreter."""
     return _cluster().run_payload(payload)
+
+
+def _cluster_init(payload):
+    """A cluster executor's initializer, run in each sub-interpreter of a parpy worker's pool."""
+    _cluster().run_init(payload)
