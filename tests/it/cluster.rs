@@ -491,6 +491,65 @@ fn a_map_is_chunked_over_every_subinterpreter_of_every_worker() {
     );
 }
 
+/// A task that prints a line, then waits until the client has printed it: only
+/// output that reaches the client while the task runs lets it finish in time.
+const LIVE: &str = r#"
+import io, os, sys, time
+import parpy
+
+def ready_then_wait(marker):
+    print("ready", flush=True)
+    print("to stderr", file=sys.stderr)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if os.path.exists(marker):
+            print("after")
+            return True
+        time.sleep(0.01)
+    return False
+
+class Watch(io.TextIOBase):
+    """The client's stdout: makes the marker when the task's line shows."""
+    def __init__(self, real, marker):
+        self.real, self.marker = real, marker
+    def write(self, text):
+        if "ready" in text:
+            open(self.marker, "w").close()
+        return self.real.write(text)
+    def flush(self):
+        self.real.flush()
+
+if __name__ == "__main__":
+    marker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seen")
+    sys.stdout = Watch(sys.stdout, marker)
+    with parpy.Executor(cluster=sys.argv[1]) as ex:
+        print("seen while running", ex.submit(ready_then_wait, marker).result())
+"#;
+
+#[test]
+fn worker_output_reaches_the_client_while_the_task_runs() {
+    let Some(venv) = dask_venv("worker_output_reaches_the_client_while_the_task_runs") else {
+        return;
+    };
+    let cluster = Cluster::start(&venv, 1);
+    let dir = TempDir::new("cluster-live");
+    let script = dir.write("live.py", LIVE);
+    let out = cluster.script(&script).run();
+    assert_eq!(out.code, 0, "{out:?}\n{}", cluster.logs());
+    let host = std::process::Command::new(python_bin())
+        .args(["-c", "import socket; print(socket.gethostname())"])
+        .output()
+        .unwrap();
+    let host = String::from_utf8_lossy(&host.stdout).trim().to_string();
+    // Each line once, in the task's order, and the result after them.
+    assert_eq!(
+        out.stdout,
+        format!("[{host}] ready\n[{host}] after\nseen while running True\n"),
+        "{out:?}"
+    );
+    assert_eq!(out.stderr, format!("[{host}] to stderr\n"), "{out:?}");
+}
+
 /// Prints each result as it arrives, so that the test can kill a worker mid-map.
 const LONG_MAP: &str = r#"
 import sys, time

@@ -17,8 +17,13 @@ How a parallel call travels:
 * The sub-interpreter unpickles the payload (script classes resolve in its
   ``__mp_main__``), runs the calls, and returns the pickled results, the
   first exception (packed as parpy packs a worker's), and the chunk's output.
-* The client prints the chunk's output, each line prefixed with the host, then
-  yields its results in input order.
+* Output is live: each line a task prints goes, through a ``parpy.Queue``, to the
+  worker's main interpreter, which sends it to the client as a Dask event on the
+  executor's own topic; the client prints it, prefixed with the host. The chunk's
+  result carries every line again, numbered, so the client prints there what no
+  event brought (events and results travel by different routes), and a chunk that
+  runs again after its worker died prints only the lines beyond those seen.
+  Results are yielded in input order.
 """
 
 import os
@@ -148,12 +153,55 @@ def _fn_ref(fn, info):
         return ("pickle", cloudpickle.dumps(fn, 5))
 
 
-def _echo(host, out, err):
-    for text, stream in ((out, sys.stdout), (err, sys.stderr)):
-        if text:
-            for line in text.splitlines():
-                stream.write(f"[{host}] {line}\n")
-            stream.flush()
+class _Output:
+    """The client's side of live output: which lines of each chunk (by Dask key)
+    have been printed, so that each line is printed once, in its chunk's order,
+    whether an event or the chunk's result brings it first."""
+
+    _DONE_KEPT = 4096  # finished chunks remembered, so that late events are dropped
+
+    def __init__(self):
+        import collections
+        self._lock = threading.Lock()
+        self._printed = {}                        # key -> lines printed so far
+        self._done = collections.OrderedDict()    # keys whose result has come
+
+    def _print(self, host, lines):
+        streams = set()
+        for stream, line in lines:
+            out = sys.stderr if stream == "err" else sys.stdout
+            out.write(f"[{host}] {line}\n")
+            streams.add(out)
+        for out in streams:
+            out.flush()
+
+    def event(self, event):
+        """A Dask event ``(time, {"key", "host", "lines": [[seq, stream, line], ...]})``."""
+        try:
+            msg = event[1]
+            key, host = msg["key"], msg["host"]
+            with self._lock:
+                if key in self._done:
+                    return
+                n = self._printed.get(key, 0)
+                fresh = []
+                for seq, stream, line in msg["lines"]:
+                    if seq == n + 1:      # a rerun's lines up to n were printed already
+                        fresh.append((stream, line))
+                        n = seq
+                self._printed[key] = n
+                self._print(host, fresh)
+        except Exception:
+            pass  # never break the client's event loop; the result brings the lines
+
+    def finish(self, key, host, lines):
+        """The chunk's result has come, with all its lines: print those not printed."""
+        with self._lock:
+            n = self._printed.pop(key, 0)
+            self._done[key] = None
+            while len(self._done) > self._DONE_KEPT:
+                self._done.popitem(last=False)
+            self._print(host, lines[n:])
 
 
 class ClusterExecutor:
@@ -173,6 +221,10 @@ class ClusterExecutor:
         self._info_cache = None
         self._client = connect(cluster)
         self._shutdown = False
+        import uuid
+        self._output = _Output()
+        self._topic = f"parpy-output-{uuid.uuid4().hex}"
+        self._client.subscribe_topic(self._topic, self._output.event)
         main = sys.modules.get("__main__")
         if main is not None:
             # Objects pickled in a worker name the script '__mp_main__'.
@@ -216,7 +268,8 @@ class ClusterExecutor:
                 import hashlib
                 digest = hashlib.sha256(info["id"].encode() + self._init).hexdigest()
                 info = dict(info, id=digest[:16], init=self._init)
-            self._info_cache = info
+            # Not part of the id: executors that differ only in it share pools.
+            self._info_cache = dict(info, output=self._topic)
         return self._info_cache
 
     def _task(self, payload, label):
@@ -246,8 +299,8 @@ class ClusterExecutor:
             if lost is e:
                 raise
             raise lost from None
-        kind, host, results, packed, out, err = pickle.loads(data)
-        _echo(host, out, err)
+        kind, host, results, packed, lines = pickle.loads(data)
+        self._output.finish(fut.key, host, lines)
         exc = None
         if kind == "err":
             packed = packed[:4] + (f"(on {host})\n" + packed[4],) + packed[5:]
@@ -353,6 +406,10 @@ class ClusterExecutor:
             return
         self._shutdown = True
         try:
+            self._client.unsubscribe_topic(self._topic)
+        except Exception:
+            pass
+        try:
             self._client.close()
         except Exception:
             pass
@@ -450,13 +507,56 @@ def run_chunk(info, payload):
         raise RuntimeError(why)
     ex = _pool_for(info)
     try:
-        return ex.submit(parpy._cluster_call, payload).result()
+        topic = info.get("output")
+        if topic is None:
+            return ex.submit(parpy._cluster_call, payload, None).result()
+        return _forward_output(topic, lambda q: ex.submit(parpy._cluster_call, payload, q))
     except ImportError as e:
         if "cannot be loaded in a parpy worker" not in str(e) or _fallback_mode == "error":
             raise
     # A module of the chunk refuses sub-interpreters: run it in a process that
     # loaded the same script (parpy's fallback, with this script's config).
-    return _fallback_for(ex).submit(("name", "parpy", "_cluster_call"), (payload,), {}).result()
+    return _fallback_for(ex).submit(("name", "parpy", "_cluster_call"), (payload, None), {}).result()
+
+
+_END = "parpy-end-of-output"
+
+
+def _forward_output(topic, start):
+    """Runs ``start(queue)`` (a future of the chunk) while sending each batch of
+    lines that its sub-interpreter puts on ``queue`` to the client, as Dask events."""
+    import queue as stdqueue
+    import distributed
+    worker = distributed.get_worker()
+    key = worker.get_current_task()
+    host = _host()
+    q = parpy.Queue()
+    fut = start(q)
+    ended = False
+    while not ended:
+        try:
+            # The sub-interpreter puts _END last; the timeout covers a worker that died.
+            item = q.get(timeout=0.2)
+        except stdqueue.Empty:
+            if fut.done():
+                break
+            continue
+        batch = []
+        while True:
+            if item == _END:
+                ended = True
+                break
+            batch.append(list(item))
+            try:
+                item = q.get_nowait()
+            except stdqueue.Empty:
+                break
+        if batch:
+            try:
+                worker.log_event(topic, {"key": key, "host": host, "lines": batch})
+            except Exception:
+                pass  # the chunk's result carries every line too
+    return fut.result()
 
 
 _fallback_mode = "process"
@@ -498,11 +598,59 @@ def run_init(payload):
     _resolve_ref(ref)(*args)
 
 
-def run_payload(payload):
+class _Lines:
+    """The chunk's ``sys.stdout`` or ``sys.stderr``: records each line, numbered
+    across both, and puts it on the live queue as soon as it is complete."""
+
+    def __init__(self, stream, record, live):
+        self.stream, self.record, self.live = stream, record, live
+        self.partial = ""
+        self.encoding, self.errors = "utf-8", "strict"
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        *done, self.partial = (self.partial + text).split("\n")
+        for line in done:
+            self._line(line)
+        return len(text)
+
+    def _line(self, line):
+        self.record.append((self.stream, line))
+        if self.live is not None:
+            try:
+                self.live.put((len(self.record), self.stream, line))
+            except Exception:
+                self.live = None  # the result still carries the line
+
+    def end(self):
+        if self.partial:
+            self._line(self.partial)
+            self.partial = ""
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    def writable(self):
+        return True
+
+    def readable(self):
+        return False
+
+    def fileno(self):
+        import io
+        raise io.UnsupportedOperation("fileno")
+
+
+def run_payload(payload, live=None):
     """``parpy._cluster_call``: runs a chunk's calls here; returns the pickled
-    ``(kind, host, results, packed exception, stdout, stderr)``."""
-    import io
-    out, err = io.StringIO(), io.StringIO()
+    ``(kind, host, results, packed exception, lines)``, ``lines`` being the
+    ``(stream, line)`` the chunk printed, each also put on ``live`` as it came."""
+    lines = []
+    out, err = _Lines("out", lines, live), _Lines("err", lines, live)
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = out, err
     results = []
@@ -531,13 +679,20 @@ def run_payload(payload):
                 break
     finally:
         sys.stdout, sys.stderr = saved
+        out.end()
+        err.end()
+        if live is not None:
+            try:
+                live.put(_END)
+            except Exception:
+                pass
     host = _host()
     kind = "ok" if packed is None else "err"
     try:
-        return _dumps((kind, host, results, packed, out.getvalue(), err.getvalue()))
+        return _dumps((kind, host, results, packed, lines))
     except Exception as e:
         e.add_note("parpy: a result of this chunk could not be sent back to the client")
-        return _dumps(("err", host, [], parpy._pack_exc(e), out.getvalue(), err.getvalue()))
+        return _dumps(("err", host, [], parpy._pack_exc(e), lines))
 
 
 # ---------------------------------------------------------------------------

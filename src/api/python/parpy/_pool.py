@@ -561,9 +561,10 @@ def _cluster():
     return mod
 
 
-def _cluster_call(payload):
-    """A cluster chunk, run in a parpy worker's sub-interpreter."""
-    return _cluster().run_payload(payload)
+def _cluster_call(payload, live=None):
+    """A cluster chunk, run in a parpy worker's sub-interpreter (``live``: the
+    ``parpy.Queue`` its output lines go to as they are printed, or None)."""
+    return _cluster().run_payload(payload, live)
 
 
 def _cluster_init(payload):
