@@ -1,7 +1,7 @@
 """parpy workers against Dask's own workers, on one host, with the same kernels.
 
     VENV=target/test-venv-dask   # dask + distributed for the Python parpy embeds
-    $VENV/bin/python benches/cluster.py --parpy target/release/parpy [-j 2] [--out docs/cluster-benchmarks.md]
+    $VENV/bin/python benches/cluster.py --parpy target/release/parpy [-j 2] [--rounds 3] [--out docs/cluster-benchmarks.md]
 
 For each kind of worker it starts a `dask scheduler` on 127.0.0.1 and one worker
 process set, then a client, and measures:
@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -182,6 +183,7 @@ def main():
     p.add_argument("-j", type=int, default=2, help="slots per worker host (default 2)")
     p.add_argument("--call-s", type=float, default=0.25, help="seconds per kernel call")
     p.add_argument("--out", default=None, help="also write the table (markdown) here")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of every kind (default 3)")
     p.add_argument("--client", default=None, help=argparse.SUPPRESS)
     p.add_argument("--kind", default=None, help=argparse.SUPPRESS)
     p.add_argument("--t0", type=float, default=None, help=argparse.SUPPRESS)
@@ -190,26 +192,43 @@ def main():
     if a.client:
         return client_main(a.client, a.kind, a.t0, json.loads(a.sizes))
     sizes = calibrate(a.call_s)
-    rows = []
-    for kind, label in (("parpy", f"parpy worker -j {a.j} (1 process x {a.j} sub-interpreters)"),
-                        ("dask-threads", f"dask worker --nthreads {a.j} (1 process x {a.j} threads)"),
-                        ("dask-procs", f"dask worker --nworkers {a.j} --nthreads 1 ({a.j} processes)")):
-        r = run_kind(kind, os.path.abspath(a.parpy), a.j, sizes)
-        rows.append((label, r))
-        print(label, json.dumps(r), file=sys.stderr)
-    load = os.getloadavg()
+    kinds = [("parpy", f"parpy worker -j {a.j} (1 process x {a.j} sub-interpreters)"),
+             ("dask-threads", f"dask worker --nthreads {a.j} (1 process x {a.j} threads)"),
+             ("dask-procs", f"dask worker --nworkers {a.j} --nthreads 1 ({a.j} processes)")]
+    runs = {kind: [] for kind, _ in kinds}
+    loads = []
+    for rnd in range(a.rounds):
+        # Alternating order, so that a drift of the machine's speed hits every kind alike.
+        order = kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]
+        for kind, label in order:
+            r = run_kind(kind, os.path.abspath(a.parpy), a.j, sizes)
+            runs[kind].append(r)
+            loads.append(os.getloadavg()[0])
+            print(f"round {rnd + 1}", label, json.dumps(r), file=sys.stderr)
+
+    def cell(kind, get, fmt):
+        values = sorted(get(r) for r in runs[kind])
+        med = statistics.median(values)
+        if len(values) == 1:
+            return fmt(med)
+        return f"{fmt(med)} ({fmt(values[0])}-{fmt(values[-1])})"
+
     lines = [
         f"One host, {os.cpu_count()} CPUs, {a.j} slots; {CALLS} calls per kernel of about "
-        f"{a.call_s} s each (sizes {sizes}); {TINY} tiny tasks. Load average at the end: "
-        f"{load[0]:.1f} (other work shared the machine).",
+        f"{a.call_s} s each (sizes {sizes}); {TINY} tiny tasks; medians of {a.rounds} rounds "
+        f"(range in brackets), the kinds alternating. Load average after each run: "
+        f"{min(loads):.1f} to {max(loads):.1f}.",
         "",
         "| workers | " + " | ".join(f"{k} speedup" for k in KERNELS)
         + " | tiny tasks/s | worker RSS | start-up to first result |",
         "| --- | " + " | ".join("---:" for _ in KERNELS) + " | ---: | ---: | ---: |",
     ]
-    for label, r in rows:
-        lines.append(f"| {label} | " + " | ".join(f"{r[k]['speedup']:.2f}x" for k in KERNELS)
-                     + f" | {r['tiny_per_s']:,.0f} | {r['rss_mb']:.0f} MB | {r['startup_s']:.2f} s |")
+    for kind, label in kinds:
+        cells = [cell(kind, lambda r, k=k: r[k]["speedup"], lambda v: f"{v:.2f}x") for k in KERNELS]
+        cells.append(cell(kind, lambda r: r["tiny_per_s"], lambda v: f"{v:,.0f}"))
+        cells.append(cell(kind, lambda r: r["rss_mb"], lambda v: f"{v:.0f} MB"))
+        cells.append(cell(kind, lambda r: r["startup_s"], lambda v: f"{v:.2f} s"))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:
