@@ -22,6 +22,15 @@ fn dask_venv(test: &str) -> Option<PathBuf> {
     venv
 }
 
+/// This machine's name as Python's `socket.gethostname()` gives it (the workers' `[host]` prefix).
+fn hostname() -> String {
+    let out = std::process::Command::new(python_bin())
+        .args(["-c", "import socket; print(socket.gethostname())"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -380,11 +389,7 @@ fn every_api_form_matches_a_run_without_cluster() {
     let out = cluster.script(&script).run();
     assert_eq!(out.code, 0, "{out:?}\n{}", cluster.logs());
     // Worker output arrives line by line, each line naming its host.
-    let host = std::process::Command::new(python_bin())
-        .args(["-c", "import socket; print(socket.gethostname())"])
-        .output()
-        .unwrap();
-    let host = String::from_utf8_lossy(&host.stdout).trim().to_string();
+    let host = hostname();
     let prefix = format!("[{host}] ");
     // The tasks' lines come in the order their tasks ran, on the cluster as
     // on one machine: compared as sets, the rest line for line.
@@ -536,11 +541,7 @@ fn worker_output_reaches_the_client_while_the_task_runs() {
     let script = dir.write("live.py", LIVE);
     let out = cluster.script(&script).run();
     assert_eq!(out.code, 0, "{out:?}\n{}", cluster.logs());
-    let host = std::process::Command::new(python_bin())
-        .args(["-c", "import socket; print(socket.gethostname())"])
-        .output()
-        .unwrap();
-    let host = String::from_utf8_lossy(&host.stdout).trim().to_string();
+    let host = hostname();
     // Each line once, in the task's order, and the result after them.
     assert_eq!(
         out.stdout,
