@@ -132,8 +132,9 @@ class Executor(concurrent.futures.Executor):
     """A pool of own-GIL sub-interpreters: a ``concurrent.futures.Executor``
     and a drop-in for ``ProcessPoolExecutor``, plus ``spmd()``. The workers
     start on first use. ``Executor(cluster="tcp://HOST:PORT")`` runs the tasks
-    on a Dask cluster's ``parpy worker``s (it takes no initializer, and has
-    ``submit``, ``map``, ``spmd``, ``shutdown`` and ``with``, not the rest)."""
+    on a Dask cluster's ``parpy worker``s (its initializer runs in every
+    sub-interpreter of every worker; it has ``submit``, ``map``, ``spmd``,
+    ``shutdown`` and ``with``, not the rest)."""
 
     # As ProcessPoolExecutor: ``initializer(*initargs)`` runs in each worker.
     # ``mp_context`` is accepted and unused (workers are never processes).
