@@ -26,6 +26,7 @@ How a parallel call travels:
   Results are yielded in input order.
 """
 
+import io
 import os
 import pickle
 import sys
@@ -507,10 +508,7 @@ def run_chunk(info, payload):
         raise RuntimeError(why)
     ex = _pool_for(info)
     try:
-        topic = info.get("output")
-        if topic is None:
-            return ex.submit(parpy._cluster_call, payload, None).result()
-        return _forward_output(topic, lambda q: ex.submit(parpy._cluster_call, payload, q))
+        return _forward_output(info["output"], lambda q: ex.submit(parpy._cluster_call, payload, q))
     except ImportError as e:
         if "cannot be loaded in a parpy worker" not in str(e) or _fallback_mode == "error":
             raise
@@ -598,14 +596,16 @@ def run_init(payload):
     _resolve_ref(ref)(*args)
 
 
-class _Lines:
+class _Lines(io.TextIOBase):
     """The chunk's ``sys.stdout`` or ``sys.stderr``: records each line, numbered
-    across both, and puts it on the live queue as soon as it is complete."""
+    across both, and puts it on the live queue as soon as it is complete
+    (``io.TextIOBase`` gives the rest of a text stream: not a tty, no fileno)."""
+
+    encoding, errors = "utf-8", "strict"
 
     def __init__(self, stream, record, live):
         self.stream, self.record, self.live = stream, record, live
         self.partial = ""
-        self.encoding, self.errors = "utf-8", "strict"
 
     def write(self, text):
         if not isinstance(text, str):
@@ -628,21 +628,8 @@ class _Lines:
             self._line(self.partial)
             self.partial = ""
 
-    def flush(self):
-        pass
-
-    def isatty(self):
-        return False
-
     def writable(self):
         return True
-
-    def readable(self):
-        return False
-
-    def fileno(self):
-        import io
-        raise io.UnsupportedOperation("fileno")
 
 
 def run_payload(payload, live=None):
